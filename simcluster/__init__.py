@@ -1,0 +1,14 @@
+"""simcluster: a discrete-event simulator of GPU clusters.
+
+>>> import simcluster
+>>> sorted(simcluster.__all__)[:3]
+['Results', 'Scenario', 'UserError']
+"""
+
+from simcluster.errors import UserError
+from simcluster.experiment.run import load_scenario, run, scenario_from_dict
+from simcluster.metrics.results import Results
+from simcluster.scenario import Scenario
+
+__all__ = ["Results", "Scenario", "UserError", "load_scenario", "run", "scenario_from_dict"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The SimPy world: simulation, cluster state, scheduler, job processes."""

@@ -1,0 +1,183 @@
+"""One simulation: the SimPy environment, random streams, recorder, cluster and scheduler.
+
+Everything a run touches hangs off one :class:`Simulation` (DESIGN.md convention 1): two
+simulations in one process never interfere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import simpy
+
+from simcluster.engine.cluster import ClusterState
+from simcluster.engine.scheduler import Scheduler
+from simcluster.engine.training import PerfModel, TrainingJob
+from simcluster.errors import UserError
+from simcluster.hardware import GPUS, STORAGE, node_spec
+from simcluster.metrics.records import Recorder
+from simcluster.metrics.results import Results
+from simcluster.perf.models import MODELS
+from simcluster.policies.placement import PLACEMENT_POLICIES
+from simcluster.policies.queue import QUEUE_POLICIES
+from simcluster.registry import Registry
+from simcluster.rng import Streams
+from simcluster.routing import Router
+from simcluster.scenario import ClusterConfig, Scenario
+from simcluster.topology import Topology, gpu_cluster
+from simcluster.workload.generators import job_stream
+from simcluster.workload.jobs import JobSpec
+
+__all__ = ["Simulation", "build_topology", "make_policy"]
+
+
+def build_topology(cluster: ClusterConfig) -> Topology:
+    """The topology a scenario's ``[cluster]`` table describes."""
+    return gpu_cluster(node_spec(cluster.gpu), nodes=cluster.nodes, fabric=cluster.fabric,
+                       nodes_per_rack=cluster.nodes_per_rack,
+                       oversubscription=cluster.oversubscription,
+                       storage_servers=cluster.storage.servers,
+                       storage=STORAGE.get(cluster.storage.kind))
+
+
+def make_policy(registry: Registry, name: str, params: dict[str, Any], where: str) -> Any:
+    """Instantiate a registered policy with its parameters; bad parameters are user errors."""
+    cls = registry.get(name, where)
+    try:
+        return cls(**params)
+    except TypeError as err:
+        raise UserError(f"{where}: bad parameters {params!r} for {registry.kind} {name!r}: "
+                        f"{err}") from None
+
+
+class Simulation:
+    """A scenario made runnable.
+
+    Args:
+        scenario: the validated scenario.
+        seed: root seed; the scenario's ``run.seed`` if None.
+        check: verify allocation invariants after every scheduling pass.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, check: bool = False) -> None:
+        self.scenario = scenario
+        self.seed = scenario.run.seed if seed is None else int(seed)
+        self.check = check
+        self.env = simpy.Environment()
+        self.streams = Streams(self.seed)
+        self.recorder = Recorder()
+        self.topology = build_topology(scenario.cluster)
+        self.router = Router(self.topology)
+        self.cluster = ClusterState(self.topology, clock=lambda: self.env.now)
+        self.perf = PerfModel(self.topology, self.router, scenario.run.dtype)
+        policy = scenario.policy
+        self.scheduler = Scheduler(
+            self,
+            make_policy(QUEUE_POLICIES, policy.queue, policy.queue_params, "policy.queue"),
+            make_policy(PLACEMENT_POLICIES, policy.placement, policy.placement_params,
+                        "policy.placement"),
+        )
+        gpu = GPUS.get(scenario.cluster.gpu)
+        self._gpu_idle_w, self._gpu_max_w = gpu.idle_power_w, gpu.max_power_w
+        self._hourly = scenario.cluster.cost.hourly_usd or gpu.hourly_usd
+        self._jobs: dict[int, TrainingJob] = {}  # jobs not yet reduced to a record row
+        self.note_state()
+
+    # building jobs -----------------------------------------------------------------------
+    def make_job(self, spec: JobSpec) -> TrainingJob:
+        """Turn a submitted spec into a run-time job: work in iterations, checkpoint period."""
+        model = MODELS.get(spec.model)
+        run = self.scenario.run
+        interval = self.scenario.workload.checkpoint_interval
+        if self.cluster.never_fits(spec.request) is not None:
+            return TrainingJob(spec, model, spec.iterations or 1, 0, None)
+        share = spec.request.gpus if spec.request.fractional else 1.0
+        reference = self.perf.iteration(model, self.perf.reference_gpus(spec), share).total_s
+        if spec.iterations is not None:
+            iterations = spec.iterations
+        else:
+            iterations = max(1, round(spec.run_time_s / reference))
+        fixed = None
+        if run.fidelity == "duration":
+            fixed = spec.run_time_s / iterations if spec.run_time_s is not None else reference
+            reference = fixed
+        every = 0 if interval <= 0 else max(1, round(interval / reference))
+        return TrainingJob(spec, model, iterations, every, fixed)
+
+    # bookkeeping called by the scheduler ---------------------------------------------------
+    def note_state(self) -> None:
+        """Record the cluster state now (after any allocation change)."""
+        s = self.scheduler if hasattr(self, "scheduler") else None
+        running = len(s.running) if s else 0
+        if s and not running:
+            s.computing = 0.0  # drop float residue when the cluster empties
+        self.recorder.utilization(self.env.now, self.cluster.allocated,
+                                  s.computing if s else 0.0, running, s.queued if s else 0)
+        if self.check:
+            self.cluster.check()
+
+    def charge(self, job: TrainingJob) -> None:
+        """Charge a running job's GPU time and energy up to now."""
+        job.account(self.env.now, self._gpu_idle_w, self._gpu_max_w)
+
+    def record_job(self, job: TrainingJob) -> None:
+        """Reduce a job to its row (at its end, or at the horizon)."""
+        self._jobs.pop(job.spec.id, None)
+        start, end, submit = job.first_start, job.end, job.spec.submit_s
+        alloc = job.allocation
+        self.recorder.job(
+            job_id=job.spec.id, tenant=job.spec.tenant, model=job.spec.model, state=job.state,
+            reason=job.reason, submit_s=submit, start_s=start, end_s=end,
+            wait_s=None if start is None else start - submit,
+            run_s=None if start is None or end is None else end - start,
+            jct_s=None if end is None else end - submit, gpus=job.spec.request.gpus,
+            nodes=len(alloc.hosts) if alloc else 0, iterations=job.iterations,
+            iterations_done=job.kept, iterations_lost=job.lost, preemptions=job.preemptions,
+            gpu_hours=job.gpu_seconds / 3600.0,
+            energy_kwh=job.energy_j * self.scenario.cluster.cost.pue / 3.6e6,
+            cost_usd=job.gpu_seconds / 3600.0 * self._hourly,
+        )
+
+    # running -----------------------------------------------------------------------------
+    def _arrivals(self, jobs: Iterator[JobSpec]):
+        for spec in jobs:
+            if spec.submit_s > self.env.now:
+                yield self.env.timeout(spec.submit_s - self.env.now)
+            job = self.make_job(spec)
+            self._jobs[spec.id] = job
+            self.scheduler.submit(job)
+
+    def run(self, max_wall_s: float | None = None) -> Results:
+        """Run to the horizon (or until no event is left) and return the results."""
+        horizon = self.scenario.run.horizon
+        stream = job_stream(self.scenario.workload, self.streams, horizon)
+        self.env.process(self._arrivals(stream))
+        started = time.perf_counter()
+        self.env.run(until=horizon)
+        end = horizon if horizon is not None else self.env.now
+        for job in list(self._jobs.values()):
+            if job.state == "running":
+                self.charge(job)
+            self.record_job(job)
+        return Results(
+            jobs=self.recorder.jobs_frame(), utilization=self.recorder.utilization_frame(),
+            scenario=self.scenario.model_dump(mode="json"), seed=self.seed,
+            meta=self._meta(end, time.perf_counter() - started),
+        )
+
+    def _meta(self, end: float, wall_s: float) -> dict[str, Any]:
+        cluster = self.scenario.cluster
+        spec = node_spec(cluster.gpu)
+        gpus, hosts = len(self.topology.gpus), len(self.topology.hosts)
+        price = cluster.cost.gpu_price_usd or GPUS.get(cluster.gpu).price_usd
+        return {
+            "gpus": gpus, "hosts": hosts, "gpu_idle_w": self._gpu_idle_w,
+            "gpu_max_w": self._gpu_max_w, "host_w": spec.host_power_w, "pue": cluster.cost.pue,
+            "hourly_usd": self._hourly,
+            "capex_usd": gpus * price + hosts * cluster.cost.node_price_usd,
+            "lifetime_s": cluster.cost.lifetime,
+            "usd_per_kwh": cluster.cost.electricity_usd_per_kwh,
+            "end_s": end, "warmup_s": self.scenario.run.warmup, "wall_s": wall_s,
+        }

@@ -1,0 +1,1 @@
+"""Running scenarios: single runs now; replications, sweeps and capacity search later."""

@@ -1,0 +1,1 @@
+"""Records written during a run, and pure summaries over them."""

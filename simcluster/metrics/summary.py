@@ -1,0 +1,117 @@
+"""Pure summaries over a run's records, with stable metric names.
+
+Metric names are a contract: ``plan`` targets and reports use them. Times in seconds, energy in
+kWh, money in US dollars, utilisations as fractions in [0, 1].
+
+>>> import pandas as pd
+>>> u = pd.DataFrame({"time_s": [0.0, 10.0], "gpus_allocated": [4.0, 0.0]})
+>>> time_average(u, "gpus_allocated", end=20.0)
+2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["METRICS", "power_series", "summarize", "time_average"]
+
+# name -> meaning (units in the name)
+METRICS: dict[str, str] = {
+    "jobs_submitted": "jobs submitted during the run",
+    "jobs_completed": "jobs that finished all their iterations",
+    "jobs_rejected": "jobs that can never fit the cluster (rejected at submit)",
+    "jobs_queued_at_end": "jobs still waiting at the horizon",
+    "jobs_running_at_end": "jobs still running at the horizon",
+    "mean_wait_s": "mean time from submit to first start (started jobs after warm-up)",
+    "p50_wait_s": "median wait",
+    "p95_wait_s": "95th percentile wait",
+    "p99_wait_s": "99th percentile wait",
+    "mean_jct_s": "mean job completion time, submit to end (completed jobs after warm-up)",
+    "p50_jct_s": "median completion time",
+    "p95_jct_s": "95th percentile completion time",
+    "mean_run_s": "mean time from first start to end (completed jobs)",
+    "makespan_s": "time of the last job end",
+    "throughput_jobs_per_h": "completed jobs per simulated hour",
+    "gpu_util": "time-averaged fraction of GPUs allocated",
+    "gpu_compute_util": "time-averaged fraction of GPUs computing (not communicating, idle)",
+    "mean_queue_len": "time-averaged number of queued jobs",
+    "gpu_hours": "GPU-hours allocated to jobs",
+    "energy_kwh": "facility energy of the cluster over the run (GPUs, hosts, PUE)",
+    "mean_power_kw": "mean facility power",
+    "cost_usd": "on-demand price of renting the whole cluster for the run",
+    "tco_usd": "purchase price amortised over the lifetime for the run, plus electricity",
+    "sim_time_s": "simulated time covered by the run",
+}
+
+
+def time_average(frame: pd.DataFrame, column: str, end: float, start: float = 0.0) -> float:
+    """Time average of a step function (``time_s``, ``column``) over [start, end]."""
+    if end <= start or frame.empty:
+        return 0.0
+    times = np.clip(frame["time_s"].to_numpy(dtype=float), start, end)
+    widths = np.diff(np.append(times, end))
+    return float(np.dot(frame[column].to_numpy(dtype=float), widths) / (end - start))
+
+
+def power_series(util: pd.DataFrame, meta: Mapping[str, float]) -> pd.Series:
+    """Facility power (W) after each state change: every GPU's idle draw, the computing GPUs'
+    extra draw up to their maximum, the hosts' constant draw, all times the PUE."""
+    it = (meta["gpus"] * meta["gpu_idle_w"]
+          + util["gpus_computing"] * (meta["gpu_max_w"] - meta["gpu_idle_w"])
+          + meta["hosts"] * meta["host_w"])
+    return it * meta["pue"]
+
+
+def _pct(values: pd.Series, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def summarize(jobs: pd.DataFrame, util: pd.DataFrame, meta: Mapping[str, float]) -> dict:
+    """Headline metrics of a run (see :data:`METRICS` for names and meanings).
+
+    Args:
+        jobs: the jobs table.
+        util: the utilisation step function.
+        meta: cluster constants: ``gpus``, ``hosts``, ``gpu_idle_w``, ``gpu_max_w``, ``host_w``,
+            ``pue``, ``hourly_usd``, ``capex_usd``, ``lifetime_s``, ``usd_per_kwh``, ``end_s``
+            (end of the simulated span) and ``warmup_s``.
+    """
+    end, warm = float(meta["end_s"]), float(meta.get("warmup_s", 0.0))
+    after = jobs[jobs["submit_s"] >= warm]
+    started = after[after["start_s"].notna()]
+    done = after[after["state"] == "completed"]
+    power = power_series(util, meta) if not util.empty else pd.Series(dtype=float)
+    energy_j = time_average(util.assign(power=power), "power", end) * end if end > 0 else 0.0
+    energy_kwh = energy_j / 3.6e6
+    hours = end / 3600.0
+    state = jobs["state"]
+    return {
+        "jobs_submitted": int(len(jobs)),
+        "jobs_completed": int((state == "completed").sum()),
+        "jobs_rejected": int((state == "rejected").sum()),
+        "jobs_queued_at_end": int((state == "queued").sum()),
+        "jobs_running_at_end": int((state == "running").sum()),
+        "mean_wait_s": float(started["wait_s"].mean()) if len(started) else float("nan"),
+        "p50_wait_s": _pct(started["wait_s"], 50),
+        "p95_wait_s": _pct(started["wait_s"], 95),
+        "p99_wait_s": _pct(started["wait_s"], 99),
+        "mean_jct_s": float(done["jct_s"].mean()) if len(done) else float("nan"),
+        "p50_jct_s": _pct(done["jct_s"], 50),
+        "p95_jct_s": _pct(done["jct_s"], 95),
+        "mean_run_s": float(done["run_s"].mean()) if len(done) else float("nan"),
+        "makespan_s": float(jobs["end_s"].max()) if jobs["end_s"].notna().any() else 0.0,
+        "throughput_jobs_per_h": float((state == "completed").sum() / hours) if hours else 0.0,
+        "gpu_util": time_average(util, "gpus_allocated", end) / meta["gpus"],
+        "gpu_compute_util": time_average(util, "gpus_computing", end) / meta["gpus"],
+        "mean_queue_len": time_average(util, "jobs_queued", end),
+        "gpu_hours": float(jobs["gpu_hours"].sum()),
+        "energy_kwh": energy_kwh,
+        "mean_power_kw": energy_kwh / hours if hours else 0.0,
+        "cost_usd": meta["gpus"] * hours * meta["hourly_usd"],
+        "tco_usd": meta["capex_usd"] * end / meta["lifetime_s"]
+        + energy_kwh * meta["usd_per_kwh"],
+        "sim_time_s": end,
+    }

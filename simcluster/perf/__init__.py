@@ -1,0 +1,1 @@
+"""Analytical performance models: model catalog, roofline, collective costs, iteration time."""

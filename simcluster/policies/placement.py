@@ -1,0 +1,155 @@
+"""Placement policies: choose GPUs for a request on a ClusterView, or decline (None).
+
+Each policy is a small class with ``place(request, view) -> tuple[int, ...] | None``, registered
+by name in :data:`PLACEMENT_POLICIES`. Whole-GPU requests get ``request.gpus`` distinct idle GPUs
+(gang: all or nothing); a fractional request gets one GPU with enough free share.
+
+>>> from simcluster.policies.view import StaticView
+>>> from simcluster.workload.jobs import Request
+>>> view = StaticView([4, 4], gpu_free=[0, 0, 1, 1, 1, 1, 1, 1])
+>>> FirstFit().place(Request(2), view), Pack().place(Request(2), view)
+((2, 3), (2, 3))
+>>> Pack().place(Request(4), view)
+(4, 5, 6, 7)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simcluster.policies.view import ClusterView
+from simcluster.registry import Registry
+from simcluster.workload.jobs import Request
+
+__all__ = ["PLACEMENT_POLICIES", "FirstFit", "Pack", "host_capacity", "type_mask"]
+
+PLACEMENT_POLICIES: Registry[type] = Registry("placement policy")
+
+_EPS = 1e-9
+
+
+def type_mask(request: Request, view: ClusterView) -> np.ndarray:
+    """Boolean mask of GPUs of the requested type (all GPUs if the request names none)."""
+    if request.gpu_type is None:
+        return np.ones(len(view.gpu_types), dtype=bool)
+    return np.fromiter((t == request.gpu_type for t in view.gpu_types), dtype=bool,
+                       count=len(view.gpu_types))
+
+
+def _per_gpu_share(request: Request, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
+    cpus = view.host_cpus_per_gpu if request.cpus_per_gpu is None else np.full(
+        len(view.host_rack), request.cpus_per_gpu)
+    mem = view.host_memory_per_gpu if request.memory_per_gpu is None else np.full(
+        len(view.host_rack), request.memory_per_gpu)
+    return cpus, mem
+
+
+def host_capacity(request: Request, view: ClusterView,
+                  gpu_free: np.ndarray | None = None) -> np.ndarray:
+    """How many whole GPUs of the request each host can give now (GPUs, CPU and memory)."""
+    free = view.gpu_free if gpu_free is None else gpu_free
+    idle = (free >= 1.0 - _EPS) & type_mask(request, view)
+    n_hosts = len(view.host_rack)
+    gpus = np.bincount(view.gpu_host[idle], minlength=n_hosts)
+    cpus, mem = _per_gpu_share(request, view)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_cpu = np.where(cpus > 0, np.floor(view.host_cpus_free / cpus + _EPS), np.inf)
+        by_mem = np.where(mem > 0, np.floor(view.host_memory_free / mem + _EPS), np.inf)
+    return np.minimum(gpus, np.minimum(by_cpu, by_mem)).astype(int)
+
+
+def _fractional_candidates(request: Request, view: ClusterView) -> np.ndarray:
+    """GPU indices that can host a fractional request, in index order."""
+    cpus, mem = _per_gpu_share(request, view)
+    host = view.gpu_host
+    ok = (view.gpu_free >= request.gpus - _EPS) & type_mask(request, view)
+    ok &= view.host_cpus_free[host] + _EPS >= request.gpus * cpus[host]
+    ok &= view.host_memory_free[host] + _EPS >= request.gpus * mem[host]
+    return np.flatnonzero(ok)
+
+
+def _take(request: Request, view: ClusterView, hosts: list[int],
+          counts: dict[int, int]) -> tuple[int, ...]:
+    """Pick ``counts[h]`` idle GPUs of the right type on each host, lowest index first."""
+    idle = (view.gpu_free >= 1.0 - _EPS) & type_mask(request, view)
+    chosen: list[int] = []
+    for h in hosts:
+        on_host = np.flatnonzero(idle & (view.gpu_host == h))
+        chosen.extend(int(g) for g in on_host[: counts[h]])
+    return tuple(sorted(chosen))
+
+
+@PLACEMENT_POLICIES.register("first_fit")
+class FirstFit:
+    """The lowest-numbered GPUs that fit, host by host (the classic first fit)."""
+
+    def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
+        if request.fractional:
+            candidates = _fractional_candidates(request, view)
+            return (int(candidates[0]),) if len(candidates) else None
+        need = request.whole
+        capacity = host_capacity(request, view)
+        if capacity.sum() < need:
+            return None
+        counts: dict[int, int] = {}
+        for h in np.flatnonzero(capacity):
+            counts[int(h)] = min(int(capacity[h]), need)
+            need -= counts[int(h)]
+            if need == 0:
+                break
+        return _take(request, view, list(counts), counts)
+
+
+@PLACEMENT_POLICIES.register("pack")
+class Pack:
+    """Fewest nodes, then fewest racks; within that, the fullest hosts (best fit).
+
+    A job that fits on one host goes to the host with the least spare capacity that still fits
+    it. A larger job takes whole hosts in order of capacity, inside the rack that needs the
+    fewest hosts; only if no rack can hold it does it span racks (racks with most capacity first).
+    A fractional request goes to the GPU with the least free share that fits (best fit).
+    """
+
+    def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
+        if request.fractional:
+            candidates = _fractional_candidates(request, view)
+            if not len(candidates):
+                return None
+            free = view.gpu_free[candidates]
+            return (int(candidates[int(np.argmin(free))]),)
+        need = request.whole
+        capacity = host_capacity(request, view)
+        if capacity.sum() < need:
+            return None
+        fits = np.flatnonzero(capacity >= need)
+        if len(fits):
+            h = int(fits[np.argmin(capacity[fits])])  # argmin: first of ties (lowest index)
+            return _take(request, view, [h], {h: need})
+        best: tuple[int, int, int] | None = None  # (hosts needed, leftover, rack)
+        for rack in np.unique(view.host_rack):
+            hosts = np.flatnonzero((view.host_rack == rack) & (capacity > 0))
+            caps = np.sort(capacity[hosts])[::-1]
+            reach = np.cumsum(caps)
+            if len(reach) and reach[-1] >= need:
+                k = int(np.searchsorted(reach, need) + 1)
+                key = (k, int(reach[k - 1] - need), int(rack))
+                best = key if best is None or key < best else best
+        if best is not None:
+            order = self._hosts_by_capacity(capacity, view.host_rack == best[2])
+        else:
+            rack_total = np.bincount(view.host_rack, weights=capacity)
+            hosts = (int(h) for h in np.flatnonzero(capacity > 0))
+            order = sorted(hosts, key=lambda h: (-rack_total[view.host_rack[h]],
+                                                 view.host_rack[h], -capacity[h], h))
+        counts: dict[int, int] = {}
+        for h in order:
+            counts[h] = min(int(capacity[h]), need)
+            need -= counts[h]
+            if need == 0:
+                break
+        return _take(request, view, list(counts), counts)
+
+    @staticmethod
+    def _hosts_by_capacity(capacity: np.ndarray, in_rack: np.ndarray) -> list[int]:
+        hosts = np.flatnonzero(in_rack & (capacity > 0))
+        return sorted((int(h) for h in hosts), key=lambda h: (-capacity[h], h))

@@ -1,0 +1,478 @@
+"""The scenario schema: pydantic models of the TOML file, loading, overrides and clear errors.
+
+A scenario has four tables: ``run``, ``cluster``, ``workload``, ``policy``. Quantities take units
+(``"6h"``, ``"400Gbps"``, ``"120/day"``; see :mod:`simcluster.units`). Names of GPUs, models,
+fabrics and policies are checked against the registries passed in the validation context
+(``{"registries": {"GPU": GPUS, ...}}``), so this module stays below the layers that define them.
+
+>>> s = parse_scenario({"cluster": {"nodes": 2}, "workload": {"jobs": [{"run_time": "1h"}]}})
+>>> s.cluster.gpu, s.cluster.nodes, s.workload.jobs[0].run_time
+('H100-SXM', 2, 3600.0)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from simcluster.errors import UserError, closest
+from simcluster.units import parse
+
+__all__ = [
+    "ClusterConfig",
+    "CostConfig",
+    "JobEntry",
+    "MixEntry",
+    "PolicyConfig",
+    "RunConfig",
+    "Scenario",
+    "WorkloadConfig",
+    "apply_overrides",
+    "load_scenario_file",
+    "parse_scenario",
+]
+
+
+def _quantity(dimension: str):
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse(value, dimension)
+            except UserError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+    return BeforeValidator(convert)
+
+
+Time = Annotated[float, _quantity("time"), Field(ge=0)]
+Bytes = Annotated[float, _quantity("bytes"), Field(ge=0)]
+Rate = Annotated[float, _quantity("rate"), Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(kind: str, value: str | None, info: ValidationInfo) -> str | None:
+    """Check ``value`` against the registry of ``kind`` in the validation context."""
+    registries = (info.context or {}).get("registries", {})
+    registry = registries.get(kind)
+    if value is None or registry is None or value in registry:
+        return value
+    names = sorted(registry)
+    hint = closest(value, names)
+    message = f"unknown {kind} {value!r}; expected one of {', '.join(names)}"
+    if hint:
+        message += f" (did you mean {hint!r}?)"
+    raise ValueError(message)
+
+
+class RunConfig(_Model):
+    """``[run]``: seed, horizon, fidelity.
+
+    Attributes:
+        seed: root seed of all random streams.
+        horizon: simulated time at which the run stops (s); None runs until every job ends.
+        fidelity: ``duration`` (black-box run time) or ``coarse`` (perf model, DESIGN.md).
+        dtype: math precision of training compute.
+        warmup: summaries ignore jobs submitted before this time (s).
+    """
+
+    seed: int = Field(1, ge=0)
+    horizon: Time | None = None
+    fidelity: Literal["duration", "coarse"] = "coarse"
+    dtype: Literal["bf16", "fp16", "fp8", "tf32"] = "bf16"
+    warmup: Time = 0.0
+
+
+class StorageConfig(_Model):
+    """``cluster.storage``: shared storage servers on the fabric."""
+
+    servers: int = Field(1, ge=0)
+    kind: str = "AI400X2"
+
+    _kind = field_validator("kind")(lambda v, info: _check_name("storage", v, info))
+
+
+class CostConfig(_Model):
+    """``cluster.cost``: prices behind ``cost_usd`` (on-demand) and ``tco_usd``.
+
+    Attributes:
+        hourly_usd: on-demand $ per GPU-hour; the GPU catalog's AWS-derived figure if None.
+        gpu_price_usd: purchase price per GPU; the catalog's street estimate if None.
+        node_price_usd: purchase price of each server without its GPUs.
+        lifetime: amortisation period (s). Default 5 years: hyperscalers depreciate servers over
+            5-6 years (Meta 10-K 2023: 5.5 years; Alphabet 10-K 2023: 6 years).
+        electricity_usd_per_kwh: default 0.0804, the 2023 US average industrial retail price (EIA
+            Electric Power Monthly, Table 5.3).
+        pue: facility power usage effectiveness. Default 1.58, the 2023 industry average (Uptime
+            Institute Global Data Center Survey 2023).
+    """
+
+    hourly_usd: float | None = Field(None, ge=0)
+    gpu_price_usd: float | None = Field(None, ge=0)
+    node_price_usd: float = Field(0.0, ge=0)
+    lifetime: Time = Field(5 * 365 * 86400.0, gt=0)
+    electricity_usd_per_kwh: float = Field(0.0804, ge=0)
+    pue: float = Field(1.58, ge=1.0)
+
+
+class ClusterConfig(_Model):
+    """``[cluster]``: nodes of one GPU generation on one fabric.
+
+    Attributes:
+        gpu: GPU catalog name; the node spec of that generation supplies the rest.
+        nodes: number of nodes.
+        fabric: ``rail_optimized`` or ``fat_tree``.
+        nodes_per_rack: nodes per rack (scalable unit).
+        oversubscription: leaf downlink / uplink bandwidth ratio (1 = non-blocking).
+        storage: storage servers.
+        cost: prices.
+    """
+
+    gpu: str = "H100-SXM"
+    nodes: int = Field(1, ge=1)
+    fabric: str = "rail_optimized"
+    nodes_per_rack: int = Field(32, ge=1)
+    oversubscription: float = Field(1.0, ge=1.0)
+    storage: StorageConfig = StorageConfig()
+    cost: CostConfig = CostConfig()
+
+    _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
+    _fabric = field_validator("fabric")(lambda v, info: _check_name("fabric", v, info))
+
+
+class Constant(_Model):
+    """A fixed value."""
+
+    kind: Literal["constant"] = "constant"
+    value: Annotated[float, _quantity("time")]
+
+
+class Exponential(_Model):
+    """Exponential with the given mean."""
+
+    kind: Literal["exponential"] = "exponential"
+    mean: Annotated[float, _quantity("time"), Field(gt=0)]
+
+
+class Lognormal(_Model):
+    """Lognormal with the given median and sigma (of the underlying normal)."""
+
+    kind: Literal["lognormal"] = "lognormal"
+    median: Annotated[float, _quantity("time"), Field(gt=0)]
+    sigma: float = Field(ge=0)
+
+
+class Uniform(_Model):
+    """Uniform on [low, high]."""
+
+    kind: Literal["uniform"] = "uniform"
+    low: Annotated[float, _quantity("time"), Field(ge=0)]
+    high: Annotated[float, _quantity("time"), Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        return self
+
+
+class Choice(_Model):
+    """An empirical distribution: one of ``values`` with ``weights`` (uniform if omitted)."""
+
+    kind: Literal["choice"] = "choice"
+    values: list[Annotated[float, _quantity("time")]] = Field(min_length=1)
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> Choice:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.values)} values")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be zero")
+        return self
+
+
+Distribution = Annotated[
+    Constant | Exponential | Lognormal | Uniform | Choice, Field(discriminator="kind")
+]
+
+
+def _gpus_distribution(value: Any) -> Any:
+    """``gpus = 8`` or ``gpus = [1, 2, 4]`` are shorthands for constant and choice."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return {"kind": "constant", "value": value}
+    if isinstance(value, list):
+        return {"kind": "choice", "values": value}
+    return value
+
+
+def _check_gpu_count(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"a job needs a positive number of GPUs, got {value}")
+    if value > 1 and value != int(value):
+        raise ValueError(f"more than one GPU must be a whole number, got {value}")
+    return value
+
+
+class JobFields(_Model):
+    """Fields shared by generated and listed jobs."""
+
+    model: str = "resnet-50"
+    tenant: str = "default"
+    gpu_type: str | None = None
+    cpus_per_gpu: float | None = Field(None, ge=0)
+    memory_per_gpu: Bytes | None = None
+
+    _model = field_validator("model")(lambda v, info: _check_name("model", v, info))
+    _gpu_type = field_validator("gpu_type")(lambda v, info: _check_name("GPU", v, info))
+
+
+class MixEntry(JobFields):
+    """One ``[[workload.mix]]`` entry: a class of generated jobs.
+
+    Attributes:
+        gpus: GPUs per job: a number, a list (uniform choice) or a distribution table.
+        run_time: uncontended run time on the requested GPUs (a distribution).
+        weight: relative share of arrivals.
+    """
+
+    gpus: Annotated[Distribution, BeforeValidator(_gpus_distribution)] = Constant(value=1)
+    run_time: Distribution
+    weight: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _gpu_values(self) -> MixEntry:
+        values = {Constant: lambda d: [d.value], Choice: lambda d: d.values}
+        getter = values.get(type(self.gpus))
+        if getter is None:
+            raise ValueError("gpus must be a number, a list or a choice table")
+        for v in getter(self.gpus):
+            _check_gpu_count(v)
+        return self
+
+
+class JobEntry(JobFields):
+    """One ``[[workload.jobs]]`` entry: a job given explicitly.
+
+    Exactly one of ``run_time`` (uncontended seconds on the requested GPUs) and ``iterations``.
+    """
+
+    submit: Time = 0.0
+    gpus: float = 1.0
+    run_time: Time | None = None
+    iterations: int | None = Field(None, ge=1)
+
+    _gpus = field_validator("gpus")(lambda v: _check_gpu_count(v))
+
+    @model_validator(mode="after")
+    def _work(self) -> JobEntry:
+        if (self.run_time is None) == (self.iterations is None):
+            raise ValueError("give exactly one of run_time and iterations")
+        return self
+
+
+class Poisson(_Model):
+    """Poisson arrivals at ``rate`` jobs per second (e.g. ``"120/day"``)."""
+
+    kind: Literal["poisson"] = "poisson"
+    rate: Rate
+
+
+class WorkloadConfig(_Model):
+    """``[workload]``: generated arrivals of a job mix, and/or an explicit job list.
+
+    Attributes:
+        arrivals: arrival process of generated jobs (needs ``mix``).
+        count: number of generated jobs (at most); without it, generation stops at the horizon.
+        mix: job classes drawn for each arrival by weight.
+        jobs: explicit jobs.
+        checkpoint_interval: work between checkpoints (s of uncontended run time); 0 disables.
+            Default 1 h: a common training practice, and near the Young/Daly optimum for a
+            few-minute checkpoint on a node-day-scale MTBF.
+    """
+
+    arrivals: Poisson | None = None
+    count: int | None = Field(None, ge=1)
+    mix: list[MixEntry] = []
+    jobs: list[JobEntry] = []
+    checkpoint_interval: Time = 3600.0
+
+    @model_validator(mode="after")
+    def _sources(self) -> WorkloadConfig:
+        if self.arrivals is not None and not self.mix:
+            raise ValueError("arrivals need at least one [[workload.mix]] entry")
+        if self.mix and self.arrivals is None:
+            raise ValueError("a [[workload.mix]] needs workload.arrivals")
+        if self.arrivals is None and not self.jobs:
+            raise ValueError("no jobs: give workload.arrivals with a mix, or [[workload.jobs]]")
+        return self
+
+
+class PolicyConfig(_Model):
+    """``[policy]``: queue and placement policies by registered name, with their parameters."""
+
+    queue: str = "fifo"
+    placement: str = "pack"
+    queue_params: dict[str, Any] = {}
+    placement_params: dict[str, Any] = {}
+
+    _queue = field_validator("queue")(lambda v, info: _check_name("queue policy", v, info))
+    _placement = field_validator("placement")(
+        lambda v, info: _check_name("placement policy", v, info))
+
+
+class Scenario(_Model):
+    """A whole scenario file."""
+
+    name: str = "scenario"
+    description: str = ""
+    run: RunConfig = RunConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    workload: WorkloadConfig
+    policy: PolicyConfig = PolicyConfig()
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Scenario:
+        w = self.workload
+        if w.arrivals is not None and w.count is None and self.run.horizon is None:
+            raise ValueError("generated arrivals need workload.count or run.horizon to end")
+        return self
+
+
+# --- loading and errors ---------------------------------------------------------------------
+
+def _location(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in {"constant", "exponential", "lognormal", "uniform", "choice", "poisson",
+                      "function-before[_gpus_distribution(), tagged-union[Constant,Exponential,"
+                      "Lognormal,Uniform,Choice]]"} or str(part).startswith("function-"):
+            continue
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _fields_at(loc: Sequence[Any]) -> list[str]:
+    """Valid keys of the table at ``loc`` (for 'did you mean')."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        model = None
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            inner = getattr(candidate, "__args__", (candidate,))
+            for c in (candidate, *inner):
+                if isinstance(c, type) and issubclass(c, BaseModel):
+                    model = c
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _format_error(error: Mapping[str, Any], source: str) -> str:
+    loc = _location(error["loc"])
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        key = str(error["loc"][-1])
+        valid = _fields_at(error["loc"][:-1])
+        hint = closest(key, valid)
+        message = f"unknown key {key!r}; expected one of {', '.join(valid)}"
+        if hint:
+            message += f" (did you mean {hint!r}?)"
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not isinstance(value, dict):
+            message = f"bad value {value!r}: {message}"
+    return f"{source}: {loc or '(top level)'}: {message}"
+
+
+def parse_scenario(data: Mapping[str, Any], source: str = "<scenario>",
+                   registries: Mapping[str, Any] | None = None) -> Scenario:
+    """Validate a scenario mapping into a frozen :class:`Scenario`.
+
+    Raises:
+        UserError: one line per problem: source, key path, bad value, expectation, hint.
+    """
+    try:
+        return Scenario.model_validate(dict(data), context={"registries": registries or {}})
+    except ValidationError as err:
+        lines = [_format_error(e, source) for e in err.errors()]
+        raise UserError("\n".join(dict.fromkeys(lines))) from None
+
+
+def _parse_override_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values read as TOML, else as strings).
+
+    >>> apply_overrides({"cluster": {"nodes": 4}}, ["cluster.nodes=8", "run.horizon=2d"])
+    {'cluster': {'nodes': 8}, 'run': {'horizon': '2d'}}
+    """
+    import copy
+
+    result = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. cluster.nodes=8")
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {item!r}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = _parse_override_value(text.strip())
+    return result
+
+
+def load_scenario_file(path: str | Path, overrides: Sequence[str] = (),
+                       registries: Mapping[str, Any] | None = None) -> Scenario:
+    """Read a TOML scenario file, apply overrides, and validate it.
+
+    Raises:
+        UserError: missing file, TOML syntax error, or schema violation (with the file name).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such scenario file") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}: not valid TOML: {err}") from None
+    data = apply_overrides(data, overrides)
+    data.setdefault("name", path.stem)
+    return parse_scenario(data, source=str(path), registries=registries)

@@ -1,0 +1,1 @@
+"""Workloads: job specs, distributions, arrival generators."""

@@ -1,0 +1,66 @@
+"""Draw from the scenario's distribution tables with a given numpy Generator.
+
+>>> import numpy as np
+>>> from simcluster.scenario import Choice, Lognormal
+>>> rng = np.random.default_rng(0)
+>>> sample(Choice(values=[1, 2, 4]), rng) in (1.0, 2.0, 4.0)
+True
+>>> round(median(Lognormal(median=3600, sigma=1.0)))
+3600
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simcluster.scenario import Choice, Constant, Exponential, Lognormal, Uniform
+
+__all__ = ["mean", "median", "sample"]
+
+Dist = Constant | Exponential | Lognormal | Uniform | Choice
+
+
+def sample(dist: Dist, rng: np.random.Generator) -> float:
+    """One draw from ``dist``."""
+    match dist:
+        case Constant(value=v):
+            return float(v)
+        case Exponential(mean=m):
+            return float(rng.exponential(m))
+        case Lognormal(median=m, sigma=s):
+            return float(m * math.exp(s * rng.standard_normal()))
+        case Uniform(low=lo, high=hi):
+            return float(rng.uniform(lo, hi))
+        case Choice(values=values, weights=weights):
+            p = None if weights is None else np.asarray(weights) / float(np.sum(weights))
+            return float(values[int(rng.choice(len(values), p=p))])
+    raise TypeError(f"not a distribution: {dist!r}")
+
+
+def mean(dist: Dist) -> float:
+    """The distribution's mean (closed form)."""
+    match dist:
+        case Constant(value=v):
+            return float(v)
+        case Exponential(mean=m):
+            return float(m)
+        case Lognormal(median=m, sigma=s):
+            return float(m * math.exp(s * s / 2))
+        case Uniform(low=lo, high=hi):
+            return (lo + hi) / 2
+        case Choice(values=values, weights=weights):
+            w = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=float)
+            return float(np.dot(values, w) / w.sum())
+    raise TypeError(f"not a distribution: {dist!r}")
+
+
+def median(dist: Dist) -> float:
+    """The distribution's median where it has a closed form, else its mean."""
+    match dist:
+        case Exponential(mean=m):
+            return float(m * math.log(2))
+        case Lognormal(median=m):
+            return float(m)
+    return mean(dist)

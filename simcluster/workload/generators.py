@@ -1,0 +1,71 @@
+"""Job streams from a scenario's workload: explicit lists and Poisson arrivals of a mix.
+
+Streams are lazy iterators in submission order, so a run holds only the jobs that have arrived.
+Arrival times come from the ``arrivals`` stream; each job's class, size and run time from a
+generator keyed by the job's id (DESIGN.md convention 2), so that two policies compared under one
+seed see the same jobs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+import numpy as np
+
+from simcluster.rng import Streams
+from simcluster.scenario import JobEntry, MixEntry, WorkloadConfig
+from simcluster.workload.distributions import sample
+from simcluster.workload.jobs import JobSpec, Request
+
+__all__ = ["explicit_jobs", "job_stream", "poisson_jobs"]
+
+
+def _request(entry: JobEntry | MixEntry, gpus: float) -> Request:
+    return Request(gpus=gpus, gpu_type=entry.gpu_type, cpus_per_gpu=entry.cpus_per_gpu,
+                   memory_per_gpu=entry.memory_per_gpu)
+
+
+def explicit_jobs(entries: list[JobEntry], first_id: int = 0) -> Iterator[JobSpec]:
+    """The listed jobs in submission order (ties keep file order)."""
+    order = sorted(range(len(entries)), key=lambda i: (entries[i].submit, i))
+    for offset, i in enumerate(order):
+        e = entries[i]
+        yield JobSpec(id=first_id + offset, submit_s=e.submit, request=_request(e, e.gpus),
+                      model=e.model, tenant=e.tenant, run_time_s=e.run_time,
+                      iterations=e.iterations)
+
+
+def poisson_jobs(workload: WorkloadConfig, streams: Streams, horizon: float | None,
+                 first_id: int = 0) -> Iterator[JobSpec]:
+    """Poisson arrivals of the mix, until ``workload.count`` jobs or the horizon."""
+    assert workload.arrivals is not None
+    arrivals = streams.get("arrivals")
+    weights = np.array([m.weight for m in workload.mix], dtype=float)
+    weights /= weights.sum()
+    t, n = 0.0, 0
+    while workload.count is None or n < workload.count:
+        t += float(arrivals.exponential(1.0 / workload.arrivals.rate))
+        if horizon is not None and t > horizon:
+            return
+        job_id = first_id + n
+        rng = streams.for_entity("jobs", job_id)
+        entry = workload.mix[int(rng.choice(len(weights), p=weights))]
+        gpus = sample(entry.gpus, rng)
+        run_time = sample(entry.run_time, rng)
+        yield JobSpec(id=job_id, submit_s=t, request=_request(entry, gpus), model=entry.model,
+                      tenant=entry.tenant, run_time_s=run_time)
+        n += 1
+
+
+def job_stream(workload: WorkloadConfig, streams: Streams,
+               horizon: float | None) -> Iterator[JobSpec]:
+    """All of a workload's jobs, merged in submission order.
+
+    Listed jobs take ids 0..len(jobs)-1; generated jobs follow.
+    """
+    listed = explicit_jobs(list(workload.jobs))
+    if workload.arrivals is None:
+        return listed
+    generated = poisson_jobs(workload, streams, horizon, first_id=len(workload.jobs))
+    return heapq.merge(listed, generated, key=lambda j: (j.submit_s, j.id))
