@@ -137,6 +137,7 @@ class ClusterConfig(_Model):
     Attributes:
         gpu: GPU catalog name; the node spec of that generation supplies the rest.
         nodes: number of nodes.
+        gpus_per_node: GPUs per node, if not the node spec's (NICs are capped to match).
         fabric: ``rail_optimized`` or ``fat_tree``.
         nodes_per_rack: nodes per rack (scalable unit).
         oversubscription: leaf downlink / uplink bandwidth ratio (1 = non-blocking).
@@ -146,6 +147,7 @@ class ClusterConfig(_Model):
 
     gpu: str = "H100-SXM"
     nodes: int = Field(1, ge=1)
+    gpus_per_node: int | None = Field(None, ge=1)
     fabric: str = "rail_optimized"
     nodes_per_rack: int = Field(32, ge=1)
     oversubscription: float = Field(1.0, ge=1.0)
@@ -360,14 +362,20 @@ class Scenario(_Model):
 
 # --- loading and errors ---------------------------------------------------------------------
 
+_TAGS = {"constant", "exponential", "lognormal", "uniform", "choice", "poisson"}
+
+
 def _location(loc: Sequence[Any]) -> str:
+    """A pydantic error location as the user's key path: ``workload.mix[0].run_time``.
+
+    Pydantic puts union tags (``lognormal``) and validator names (``function-before[...]``)
+    into locations; they are not keys of the file, so they are left out.
+    """
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in {"constant", "exponential", "lognormal", "uniform", "choice", "poisson",
-                      "function-before[_gpus_distribution(), tagged-union[Constant,Exponential,"
-                      "Lognormal,Uniform,Choice]]"} or str(part).startswith("function-"):
+        elif part in _TAGS or "[" in str(part):
             continue
         else:
             text += ("." if text else "") + str(part)
@@ -401,6 +409,16 @@ def _format_error(error: Mapping[str, Any], source: str) -> str:
         valid = _fields_at(error["loc"][:-1])
         hint = closest(key, valid)
         message = f"unknown key {key!r}; expected one of {', '.join(valid)}"
+        if hint:
+            message += f" (did you mean {hint!r}?)"
+    elif error["type"] == "missing":
+        message = f"missing required key {str(error['loc'][-1])!r}"
+    elif error["type"] == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = str(ctx.get("tag"))
+        message = f"unknown kind {tag!r}; expected one of {', '.join(tags)}"
+        hint = closest(tag, tags)
         if hint:
             message += f" (did you mean {hint!r}?)"
     else:

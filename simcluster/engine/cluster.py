@@ -60,6 +60,7 @@ class ClusterState:
         cpus = np.array([s.cpu_cores for s in topology.host_specs], dtype=float)
         mem = np.array([s.host_memory_bytes for s in topology.host_specs], dtype=float)
         self._free = np.ones(len(topology.gpus))
+        self._host_of = topology.gpu_host.tolist()  # Python ints: fast scalar indexing
         self._cpus_total, self._mem_total = cpus, mem
         self._cpus, self._mem = cpus.copy(), mem.copy()
         self._cpg = cpus / np.maximum(gpus_per_host, 1)
@@ -67,7 +68,13 @@ class ClusterState:
         self._types = tuple(topology.gpu_type(g) for g in range(len(topology.gpus)))
         for arr in (self._cpg, self._mpg):
             arr.setflags(write=False)
+        self._cpg_list, self._mpg_list = self._cpg.tolist(), self._mpg.tolist()
+        # read-only views of the mutable arrays, made once (they follow every change)
+        self._free_ro, self._cpus_ro, self._mem_ro = (
+            _readonly(a) for a in (self._free, self._cpus, self._mem))
         self.allocated = 0.0  # GPU-equivalents held by jobs
+        self._masks: dict[str | None, np.ndarray] = {}
+        self._never: dict[Request, str | None] = {}
 
     # ClusterView -------------------------------------------------------------------------
     @property
@@ -88,15 +95,15 @@ class ClusterState:
 
     @property
     def gpu_free(self) -> np.ndarray:
-        return _readonly(self._free)
+        return self._free_ro
 
     @property
     def host_cpus_free(self) -> np.ndarray:
-        return _readonly(self._cpus)
+        return self._cpus_ro
 
     @property
     def host_memory_free(self) -> np.ndarray:
-        return _readonly(self._mem)
+        return self._mem_ro
 
     @property
     def host_cpus_per_gpu(self) -> np.ndarray:
@@ -106,9 +113,27 @@ class ClusterState:
     def host_memory_per_gpu(self) -> np.ndarray:
         return self._mpg
 
+    def gpu_type_mask(self, gpu_type: str | None) -> np.ndarray:
+        mask = self._masks.get(gpu_type)
+        if mask is None:
+            mask = np.array([gpu_type in (None, t) for t in self._types], dtype=bool)
+            mask.setflags(write=False)
+            self._masks[gpu_type] = mask
+        return mask
+
     # mechanism ---------------------------------------------------------------------------
+    @property
+    def free_gpus(self) -> float:
+        """GPU-equivalents not allocated (an upper bound on what any placement can give)."""
+        return len(self._free) - self.allocated
+
     def never_fits(self, request: Request) -> str | None:
         """Why ``request`` can never be placed on this cluster even when idle, or None."""
+        if request not in self._never:
+            self._never[request] = self._never_fits(request)
+        return self._never[request]
+
+    def _never_fits(self, request: Request) -> str | None:
         mask = type_mask(request, self)
         if not mask.any():
             present = ", ".join(sorted(set(self._types)))
@@ -143,12 +168,13 @@ class ClusterState:
             raise AllocationError(f"placement {gpus} is not all {request.gpu_type}")
         host_cpus: dict[int, float] = {}
         host_mem: dict[int, float] = {}
+        cpg, mpg = request.cpus_per_gpu, request.memory_per_gpu
         for g in gpus:
-            h = int(self.gpu_host[g])
-            host_cpus[h] = host_cpus.get(h, 0.0) + share * self._share(
-                request.cpus_per_gpu, self._cpg)[h]
-            host_mem[h] = host_mem.get(h, 0.0) + share * self._share(
-                request.memory_per_gpu, self._mpg)[h]
+            h = self._host_of[g]
+            host_cpus[h] = host_cpus.get(h, 0.0) + share * (
+                self._cpg_list[h] if cpg is None else cpg)
+            host_mem[h] = host_mem.get(h, 0.0) + share * (
+                self._mpg_list[h] if mpg is None else mpg)
         for h in host_cpus:
             if self._cpus[h] + _EPS < host_cpus[h] or self._mem[h] + _EPS < host_mem[h]:
                 raise AllocationError(f"host {h} lacks CPU or memory for placement {gpus}")
@@ -168,7 +194,7 @@ class ClusterState:
         for h, c in allocation.host_cpus.items():
             self._cpus[h] += c
             self._mem[h] += allocation.host_memory[h]
-        if (self._free > 1.0 + _EPS).any():
+        if self._free[idx].max() > 1.0 + _EPS:
             raise AllocationError(f"release of {allocation.gpus} frees more than was taken")
         self.allocated -= allocation.gpu_equivalents
 
@@ -204,4 +230,5 @@ class _IdleView:
         self.host_memory_free = state._mem_total
         self.host_cpus_per_gpu = state.host_cpus_per_gpu
         self.host_memory_per_gpu = state.host_memory_per_gpu
+        self.gpu_type_mask = state.gpu_type_mask
 

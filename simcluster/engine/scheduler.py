@@ -79,11 +79,18 @@ class Scheduler:
     def _pass(self, _event: object = None) -> None:
         self._pass_pending = False
         cluster = self.sim.cluster
-        place = self.placement_policy.place
+        policy_place = self.placement_policy.place
+
+        def place(request):
+            # no placement can give more than is free: skip the policy call
+            if request.gpus > cluster.free_gpus + 1e-9:
+                return None
+            return policy_place(request, cluster)
+
         if self.queue_policy.blocking:
             while self._pending:
                 job = self._pending[0][2]
-                gpus = place(job.spec.request, cluster)
+                gpus = place(job.spec.request)
                 if gpus is None:
                     break
                 heapq.heappop(self._pending)
@@ -92,7 +99,7 @@ class Scheduler:
             waiting = []
             while self._pending:
                 entry = heapq.heappop(self._pending)
-                gpus = place(entry[2].spec.request, cluster)
+                gpus = place(entry[2].spec.request)
                 if gpus is None:
                     waiting.append(entry)
                 else:

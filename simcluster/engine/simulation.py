@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import simpy
@@ -35,7 +36,11 @@ __all__ = ["Simulation", "build_topology", "make_policy"]
 
 def build_topology(cluster: ClusterConfig) -> Topology:
     """The topology a scenario's ``[cluster]`` table describes."""
-    return gpu_cluster(node_spec(cluster.gpu), nodes=cluster.nodes, fabric=cluster.fabric,
+    spec = node_spec(cluster.gpu)
+    if cluster.gpus_per_node is not None:
+        g = cluster.gpus_per_node
+        spec = replace(spec, name=f"{spec.name}/{g}gpu", gpus_per_node=g, nics=min(spec.nics, g))
+    return gpu_cluster(spec, nodes=cluster.nodes, fabric=cluster.fabric,
                        nodes_per_rack=cluster.nodes_per_rack,
                        oversubscription=cluster.oversubscription,
                        storage_servers=cluster.storage.servers,

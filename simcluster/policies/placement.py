@@ -26,14 +26,12 @@ __all__ = ["PLACEMENT_POLICIES", "FirstFit", "Pack", "host_capacity", "type_mask
 PLACEMENT_POLICIES: Registry[type] = Registry("placement policy")
 
 _EPS = 1e-9
+_TINY = 1e-300
 
 
 def type_mask(request: Request, view: ClusterView) -> np.ndarray:
     """Boolean mask of GPUs of the requested type (all GPUs if the request names none)."""
-    if request.gpu_type is None:
-        return np.ones(len(view.gpu_types), dtype=bool)
-    return np.fromiter((t == request.gpu_type for t in view.gpu_types), dtype=bool,
-                       count=len(view.gpu_types))
+    return view.gpu_type_mask(request.gpu_type)
 
 
 def _per_gpu_share(request: Request, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
@@ -52,9 +50,9 @@ def host_capacity(request: Request, view: ClusterView,
     n_hosts = len(view.host_rack)
     gpus = np.bincount(view.gpu_host[idle], minlength=n_hosts)
     cpus, mem = _per_gpu_share(request, view)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        by_cpu = np.where(cpus > 0, np.floor(view.host_cpus_free / cpus + _EPS), np.inf)
-        by_mem = np.where(mem > 0, np.floor(view.host_memory_free / mem + _EPS), np.inf)
+    # a zero per-GPU need divides by a tiny number: no limit from that resource
+    by_cpu = np.floor(view.host_cpus_free / np.maximum(cpus, _TINY) + _EPS)
+    by_mem = np.floor(view.host_memory_free / np.maximum(mem, _TINY) + _EPS)
     return np.minimum(gpus, np.minimum(by_cpu, by_mem)).astype(int)
 
 
@@ -71,11 +69,14 @@ def _fractional_candidates(request: Request, view: ClusterView) -> np.ndarray:
 def _take(request: Request, view: ClusterView, hosts: list[int],
           counts: dict[int, int]) -> tuple[int, ...]:
     """Pick ``counts[h]`` idle GPUs of the right type on each host, lowest index first."""
-    idle = (view.gpu_free >= 1.0 - _EPS) & type_mask(request, view)
+    idle = np.flatnonzero((view.gpu_free >= 1.0 - _EPS) & type_mask(request, view))
+    if len(hosts) == 1:
+        h = hosts[0]
+        return tuple(idle[view.gpu_host[idle] == h][: counts[h]].tolist())
+    owner = view.gpu_host[idle]
     chosen: list[int] = []
     for h in hosts:
-        on_host = np.flatnonzero(idle & (view.gpu_host == h))
-        chosen.extend(int(g) for g in on_host[: counts[h]])
+        chosen.extend(idle[owner == h][: counts[h]].tolist())
     return tuple(sorted(chosen))
 
 

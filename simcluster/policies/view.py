@@ -45,6 +45,9 @@ class ClusterView(Protocol):
     def host_cpus_per_gpu(self) -> np.ndarray: ...
     @property
     def host_memory_per_gpu(self) -> np.ndarray: ...
+    def gpu_type_mask(self, gpu_type: str | None) -> np.ndarray:
+        """Read-only boolean mask of the GPUs of ``gpu_type`` (all GPUs for None)."""
+        ...
 
 
 class StaticView:
@@ -77,6 +80,7 @@ class StaticView:
         self._cpg = self._cpus / np.maximum(counts, 1)
         self._mpg = self._mem / np.maximum(counts, 1)
         self._now = now
+        self._masks: dict[str | None, np.ndarray] = {}
         for arr in (self._gpu_host, self._host_rack, self._gpu_free, self._cpus, self._mem,
                     self._cpg, self._mpg):
             arr.setflags(write=False)
@@ -90,3 +94,12 @@ class StaticView:
     host_memory_free = property(lambda self: self._mem)
     host_cpus_per_gpu = property(lambda self: self._cpg)
     host_memory_per_gpu = property(lambda self: self._mpg)
+
+    def gpu_type_mask(self, gpu_type: str | None) -> np.ndarray:
+        """Boolean mask of the GPUs of ``gpu_type`` (all GPUs for None), cached."""
+        mask = self._masks.get(gpu_type)
+        if mask is None:
+            mask = np.array([gpu_type in (None, t) for t in self._types], dtype=bool)
+            mask.setflags(write=False)
+            self._masks[gpu_type] = mask
+        return mask

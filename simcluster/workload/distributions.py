@@ -1,8 +1,8 @@
 """Draw from the scenario's distribution tables with a given numpy Generator.
 
->>> import numpy as np
+>>> from simcluster.rng import Streams
 >>> from simcluster.scenario import Choice, Lognormal
->>> rng = np.random.default_rng(0)
+>>> rng = Streams(0).get("demo")
 >>> sample(Choice(values=[1, 2, 4]), rng) in (1.0, 2.0, 4.0)
 True
 >>> round(median(Lognormal(median=3600, sigma=1.0)))
@@ -17,9 +17,25 @@ import numpy as np
 
 from simcluster.scenario import Choice, Constant, Exponential, Lognormal, Uniform
 
-__all__ = ["mean", "median", "sample"]
+__all__ = ["mean", "median", "pick", "sample"]
 
 Dist = Constant | Exponential | Lognormal | Uniform | Choice
+
+
+def pick(weights: list[float], rng: np.random.Generator) -> int:
+    """Index drawn with probability proportional to ``weights`` (one uniform draw).
+
+    >>> from simcluster.rng import Streams
+    >>> pick([0.0, 1.0, 0.0], Streams(1).get("demo"))
+    1
+    """
+    total = sum(weights)
+    u, acc = rng.random() * total, 0.0
+    for i, w in enumerate(weights):
+        acc += w
+        if u < acc:
+            return i
+    return max(i for i, w in enumerate(weights) if w > 0)
 
 
 def sample(dist: Dist, rng: np.random.Generator) -> float:
@@ -34,8 +50,7 @@ def sample(dist: Dist, rng: np.random.Generator) -> float:
         case Uniform(low=lo, high=hi):
             return float(rng.uniform(lo, hi))
         case Choice(values=values, weights=weights):
-            p = None if weights is None else np.asarray(weights) / float(np.sum(weights))
-            return float(values[int(rng.choice(len(values), p=p))])
+            return float(values[pick(weights or [1.0] * len(values), rng)])
     raise TypeError(f"not a distribution: {dist!r}")
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-import numpy as np
-
 from simcluster.rng import Streams
 from simcluster.scenario import JobEntry, MixEntry, WorkloadConfig
-from simcluster.workload.distributions import sample
+from simcluster.workload.distributions import pick, sample
 from simcluster.workload.jobs import JobSpec, Request
 
 __all__ = ["explicit_jobs", "job_stream", "poisson_jobs"]
@@ -41,16 +39,15 @@ def poisson_jobs(workload: WorkloadConfig, streams: Streams, horizon: float | No
     """Poisson arrivals of the mix, until ``workload.count`` jobs or the horizon."""
     assert workload.arrivals is not None
     arrivals = streams.get("arrivals")
-    weights = np.array([m.weight for m in workload.mix], dtype=float)
-    weights /= weights.sum()
+    weights = [m.weight for m in workload.mix]
     t, n = 0.0, 0
     while workload.count is None or n < workload.count:
         t += float(arrivals.exponential(1.0 / workload.arrivals.rate))
-        if horizon is not None and t > horizon:
+        if horizon is not None and t >= horizon:  # the run ends before events at the horizon
             return
         job_id = first_id + n
         rng = streams.for_entity("jobs", job_id)
-        entry = workload.mix[int(rng.choice(len(weights), p=weights))]
+        entry = workload.mix[pick(weights, rng)]
         gpus = sample(entry.gpus, rng)
         run_time = sample(entry.run_time, rng)
         yield JobSpec(id=job_id, submit_s=t, request=_request(entry, gpus), model=entry.model,
