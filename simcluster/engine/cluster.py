@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simcluster.policies.placement import host_capacity, type_mask
+from simcluster.policies.view import TypeMasks
 from simcluster.topology import Topology
 from simcluster.workload.jobs import Request
 
@@ -73,7 +74,7 @@ class ClusterState:
         self._free_ro, self._cpus_ro, self._mem_ro = (
             _readonly(a) for a in (self._free, self._cpus, self._mem))
         self.allocated = 0.0  # GPU-equivalents held by jobs
-        self._masks: dict[str | None, np.ndarray] = {}
+        self.gpu_type_mask = TypeMasks(self._types)
         self._never: dict[Request, str | None] = {}
 
     # ClusterView -------------------------------------------------------------------------
@@ -112,14 +113,6 @@ class ClusterState:
     @property
     def host_memory_per_gpu(self) -> np.ndarray:
         return self._mpg
-
-    def gpu_type_mask(self, gpu_type: str | None) -> np.ndarray:
-        mask = self._masks.get(gpu_type)
-        if mask is None:
-            mask = np.array([gpu_type in (None, t) for t in self._types], dtype=bool)
-            mask.setflags(write=False)
-            self._masks[gpu_type] = mask
-        return mask
 
     # mechanism ---------------------------------------------------------------------------
     @property

@@ -10,7 +10,27 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ClusterView", "StaticView"]
+__all__ = ["ClusterView", "StaticView", "TypeMasks"]
+
+
+class TypeMasks:
+    """Cached read-only masks of the GPUs of each type, for implementations of ClusterView.
+
+    >>> TypeMasks(("A", "B", "A"))("A").tolist()
+    [True, False, True]
+    """
+
+    def __init__(self, types: tuple[str, ...]) -> None:
+        self._types = types
+        self._masks: dict[str | None, np.ndarray] = {}
+
+    def __call__(self, gpu_type: str | None) -> np.ndarray:
+        mask = self._masks.get(gpu_type)
+        if mask is None:
+            mask = np.array([gpu_type in (None, t) for t in self._types], dtype=bool)
+            mask.setflags(write=False)
+            self._masks[gpu_type] = mask
+        return mask
 
 
 @runtime_checkable
@@ -80,7 +100,7 @@ class StaticView:
         self._cpg = self._cpus / np.maximum(counts, 1)
         self._mpg = self._mem / np.maximum(counts, 1)
         self._now = now
-        self._masks: dict[str | None, np.ndarray] = {}
+        self.gpu_type_mask = TypeMasks(self._types)
         for arr in (self._gpu_host, self._host_rack, self._gpu_free, self._cpus, self._mem,
                     self._cpg, self._mpg):
             arr.setflags(write=False)
@@ -94,12 +114,3 @@ class StaticView:
     host_memory_free = property(lambda self: self._mem)
     host_cpus_per_gpu = property(lambda self: self._cpg)
     host_memory_per_gpu = property(lambda self: self._mpg)
-
-    def gpu_type_mask(self, gpu_type: str | None) -> np.ndarray:
-        """Boolean mask of the GPUs of ``gpu_type`` (all GPUs for None), cached."""
-        mask = self._masks.get(gpu_type)
-        if mask is None:
-            mask = np.array([gpu_type in (None, t) for t in self._types], dtype=bool)
-            mask.setflags(write=False)
-            self._masks[gpu_type] = mask
-        return mask
