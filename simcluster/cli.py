@@ -15,8 +15,14 @@ from pathlib import Path
 
 from simcluster.engine.simulation import build_topology
 from simcluster.errors import UserError
-from simcluster.experiment.run import load_scenario, run
+from simcluster.experiment.collective import collective_sweep, parse_size, sizes
+from simcluster.experiment.executors import BACKENDS
+from simcluster.experiment.plan import plan
+from simcluster.experiment.run import load_scenario, run, scenario_from_dict
+from simcluster.experiment.sweep import parse_grid_spec, sweep
+from simcluster.hardware import NICS
 from simcluster.metrics.summary import METRICS
+from simcluster.perf.collectives import OPS
 from simcluster.topology import describe
 from simcluster.units import format_quantity
 
@@ -45,7 +51,85 @@ def _parser() -> argparse.ArgumentParser:
     scenario_command("check", "validate a scenario without running it")
     p_topo = scenario_command("topology", "describe the scenario's cluster topology")
     p_topo.add_argument("--json", action="store_true", help="print as JSON")
+    _collective_command(sub)
+    _experiment_commands(scenario_command)
     return parser
+
+
+def _experiment_commands(scenario_command) -> None:
+    """``sweep`` and ``plan``: many runs on a local process pool or a Dask cluster."""
+    def backend_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--replications", type=int, default=5, metavar="N",
+                       help="runs per point; replication i uses the same seed everywhere")
+        p.add_argument("--seed", type=int, help="root seed of the replications")
+        p.add_argument("--out", type=Path, help="results directory (rerun to resume)")
+        p.add_argument("--backend", choices=BACKENDS, default="local",
+                       help="local process pool (default), serial, or dask")
+        p.add_argument("--workers", type=int, help="worker processes (default: cores)")
+        p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address")
+
+    p_sweep = scenario_command("sweep", "run a grid of scenario keys with replications")
+    p_sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                         help="a grid axis: KEY=V1,V2,... or KEY=LO:HI[:STEP]; repeatable")
+    p_sweep.add_argument("--metric", action="append", metavar="NAME",
+                         help="metric to print (repeatable; default: waits, util, cost)")
+    backend_options(p_sweep)
+    p_plan = scenario_command("plan", "find the smallest value of a key that meets a target")
+    p_plan.add_argument("--vary", required=True, metavar="KEY=LO:HI",
+                        help="the key to search and its range, e.g. cluster.nodes=1:64")
+    p_plan.add_argument("--target", required=True, metavar="METRIC<=VALUE",
+                        help="e.g. 'p95_wait_s<=3600' or 'gpu_util>=0.6'")
+    p_plan.add_argument("--confidence", type=float, default=0.95,
+                        help="level of the one-sided bound that must meet the target")
+    backend_options(p_plan)
+
+
+def _collective_command(sub) -> None:
+    """``collective``: a simulated nccl-tests."""
+    p = sub.add_parser("collective", help="time a collective over message sizes (nccl-tests)")
+    system = p.add_mutually_exclusive_group(required=True)
+    system.add_argument("--topology", metavar="SCENARIO", help="use this scenario's cluster")
+    system.add_argument("--gpu", help="GPU type; node defaults from its generation")
+    p.add_argument("--nodes", type=int, default=1, help="nodes (with --gpu)")
+    p.add_argument("--gpus-per-node", type=int, help="GPUs per node (with --gpu)")
+    p.add_argument("--nic", help="compute NIC type, e.g. NDR, XDR (with --gpu)")
+    p.add_argument("--op", default="all_reduce", choices=OPS)
+    p.add_argument("--algo", default="auto", help="auto, ring, tree, hierarchical, nvls")
+    p.add_argument("--nvls", action="store_true", help="allow NVLink SHARP inside a node")
+    p.add_argument("--min-bytes", "-b", default="8M", help="smallest size (8, 64K, 8M, 1G)")
+    p.add_argument("--max-bytes", "-e", default="1G", help="largest size")
+    p.add_argument("--factor", "-f", type=float, default=2.0, help="size multiplier")
+    p.add_argument("--json", action="store_true", help="one JSON object per size")
+
+
+def _cmd_collective(args: argparse.Namespace) -> int:
+    if args.topology:
+        scenario = load_scenario(args.topology)
+        topology, efficiency = build_topology(scenario.cluster), scenario.network.efficiency
+    else:
+        if args.nodes < 1 or (args.gpus_per_node is not None and args.gpus_per_node < 1):
+            raise UserError("--nodes and --gpus-per-node must be at least 1")
+        cluster = {"gpu": args.gpu, "nodes": args.nodes, "gpus_per_node": args.gpus_per_node,
+                   "storage": {"servers": 0}}
+        data = {"cluster": cluster, "workload": {"jobs": [{"run_time": 1}]}}
+        scenario = scenario_from_dict(data, source="command line")
+        topology = build_topology(scenario.cluster, NICS.get(args.nic, "--nic")
+                                  if args.nic else None)
+        efficiency = {}
+    table = collective_sweep(topology, args.op,
+                             sizes(parse_size(args.min_bytes), parse_size(args.max_bytes),
+                                   args.factor), args.algo, args.nvls, efficiency)
+    if args.json:
+        for row in table.drop(columns="flows").to_dict("records"):
+            print(json.dumps(row))
+        return 0
+    print(f"# {args.op} on {len(topology.gpus)} GPUs ({len(topology.hosts)} nodes); "
+          f"busbw as nccl-tests defines it")
+    print(f"#{'size (B)':>14} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}  algo")
+    for r in table.itertuples():
+        print(f"{r.size_bytes:>15} {r.time_s * 1e6:>12.2f} {r.algbw_GBps:>13.2f} "
+              f"{r.busbw_GBps:>13.2f}  {r.algorithm}")
+    return 0
 
 
 def _format_value(name: str, value: float) -> str:
@@ -118,10 +202,52 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    grid = dict(parse_grid_spec(spec) for spec in args.grid)
+    try:
+        result = sweep(scenario, grid, replications=args.replications, seed=args.seed,
+                       executor=args.backend, workers=args.workers, scheduler=args.scheduler,
+                       out=args.out, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        if args.out is not None:
+            print(f"finished runs are in {args.out}; rerun the same command to resume",
+                  file=sys.stderr)
+        raise
+    metrics = args.metric or ["mean_wait_s", "p95_wait_s", "gpu_util", "cost_usd"]
+    table = result.summary(metrics)
+    table["value"] = [f"{m:,.4g} ± {h:,.3g}" for m, h in zip(table["mean"], table["half_width"],
+                                                             strict=True)]
+    index = [*result.keys, "n"] if result.keys else ["n"]
+    wide = table.reset_index().pivot_table(index=index, columns="metric", values="value",
+                                           aggfunc="first", sort=False)
+    print(f"{scenario.name}: {len(result.runs)} runs ({result.computed} computed now), "
+          f"mean ± 95% half-width")
+    print(wide[metrics].to_string())
+    if args.out is not None:
+        print(f"results in {args.out} (simcluster.load_results)", file=sys.stderr)
+    if len(result.failed):
+        print(f"{len(result.failed)} runs failed:", file=sys.stderr)
+        print(result.failed.to_string(index=False), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    result = plan(scenario, args.vary, args.target, replications=args.replications,
+                  confidence=args.confidence, seed=args.seed, executor=args.backend,
+                  workers=args.workers, scheduler=args.scheduler, out=args.out,
+                  progress=sys.stderr.isatty())
+    print(result.report())
+    return 0 if result.answer is not None else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simcluster`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "check": _cmd_check, "topology": _cmd_topology}
+    commands = {"run": _cmd_run, "check": _cmd_check, "topology": _cmd_topology,
+                "sweep": _cmd_sweep, "plan": _cmd_plan, "collective": _cmd_collective}
     try:
         return commands[args.command](args)
     except UserError as err:

@@ -12,10 +12,13 @@ seconds, watts, US dollars. Vendors' "80 GB" of HBM is 80 GiB (DESIGN.md convent
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from simcluster.registry import Registry
 
 __all__ = [
+    "LINK_EFFICIENCY",
+    "NVLS_EFFICIENCY",
     "CPUS",
     "GPUS",
     "NICS",
@@ -303,10 +306,11 @@ for _cpu in (
 # IEEE 802.3 for Ethernet. Latency: NCCL src/graph/tuning.cc, table hwLat, row NET, Ring, LL
 # protocol = 2.7 us per ring step (the same in every recent copy checked, i.e. those that
 # already list the NVLS algorithms; older releases used 0.9 us). That figure is NCCL's whole
-# per-step cost, software included, not a wire latency; splitting it evenly over the route's
-# three links (GPU-NIC, NIC-leaf, leaf-neighbour) = 0.9 us per link is this simulator's
-# modelling choice. NCCL does not tell InfiniBand from RoCE, so the Ethernet kinds reuse the
-# same value (an assumption).
+# per-step cost, software included, not a wire latency; this simulator splits it over a
+# same-leaf route's links: 0.9 us on each network link (NIC-leaf, leaf-NIC) and half that on
+# each PCIe GPU-NIC link, so GPU->NIC->leaf->NIC->GPU sums to 2.7 us and each extra switch hop
+# adds 0.9 us (a modelling choice). NCCL does not tell InfiniBand from RoCE, so the Ethernet
+# kinds reuse the same value (an assumption).
 for _nic in (
     NICSpec("HDR", bandwidth=200 * Gbit, latency_s=0.9e-6,
             source="ConnectX-6 HDR, 200 Gb/s (IBTA); latency: NCCL hwLat NET/Ring/LL 2.7 us / 3"),
@@ -380,3 +384,17 @@ for _node in (
                     "14.3 kW max"),
 ):
     NODES.add(_node.gpu, _node)
+
+
+# --- Achieved fraction of line rate, per link kind ------------------------------------------
+# NVLink: "450GB/s is the line rate. With the protocol overhead (~20%) NCCL can get an effective
+# NVLink bandwidth of 370GB/s" (S. Jeaugey, NCCL maintainer, NVIDIA/nccl-tests issue #212, 2024,
+# about 8x H100): 370 / 450 = 0.822. Network (InfiniBand): 3 DGX-class servers with 4x HDR
+# (theoretical 100 GB/s of busbw) peaked at ~96 GB/s all-reduce busbw (NVIDIA/nccl-tests issue
+# #119, 2022): 0.96. PCIe and storage links carry no collective; 1.0 until measured.
+LINK_EFFICIENCY = MappingProxyType({"nvlink": 370.0 / 450.0, "network": 0.96, "pcie": 1.0,
+                                    "storage": 1.0})
+# NVLink SHARP (in-switch reduction): peak all-reduce busbw ~480 GB/s, algbw ~275 GB/s on 8 H100
+# (same NVIDIA/nccl-tests #212 comment). With NVLS an all-reduce moves S bytes each way per GPU,
+# so t = S / (NVLS_EFFICIENCY × NVLink line rate): 275 / 450 = 0.611.
+NVLS_EFFICIENCY = 275.0 / 450.0

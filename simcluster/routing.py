@@ -56,10 +56,12 @@ class Router:
         topology: the topology to route over (its graph is frozen, so routes stay valid).
     """
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, seed: int = 0) -> None:
         self.topology = topology
+        self.seed = seed
         self._graph = topology.graph
         self._routes: dict[tuple[str, str], Route] = {}
+        self._paths: dict[tuple[str, str], tuple[Route, ...]] = {}
         self._near: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
 
     def choose(self, src: str, dst: str, options: Sequence[T]) -> T:
@@ -79,15 +81,31 @@ class Router:
         key = (src, dst)
         cached = self._routes.get(key)
         if cached is None:
+            cached = self._routes[key] = self.choose(src, dst, self.paths(src, dst))
+        return cached
+
+    def paths(self, src: str, dst: str) -> tuple[Route, ...]:
+        """All equal-cost routes src → dst that the router considers (at most 64), cached."""
+        key = (src, dst)
+        cached = self._paths.get(key)
+        if cached is None:
             for name in key:
                 if name not in self._graph:
                     hint = closest(name, self._graph.nodes)
                     extra = f" (did you mean {hint!r}?)" if hint else ""
                     raise UserError(f"unknown topology node {name!r}{extra}")
-            nodes = self._closed_form(src, dst) or self._shortest(src, dst)
-            cached = tuple(zip(nodes[:-1], nodes[1:], strict=True))
-            self._routes[key] = cached
+            options = self._closed_form(src, dst) or self._shortest(src, dst)
+            cached = tuple(tuple(zip(nodes[:-1], nodes[1:], strict=True)) for nodes in options)
+            self._paths[key] = cached
         return cached
+
+    def ecmp(self, src: str, dst: str, flow_key: str) -> Route:
+        """The route of one flow under ECMP: a stable digest of the flow's key and the seed picks
+        one of the equal-cost paths (deterministic for a seed, spread over flows)."""
+        options = self.paths(src, dst)
+        if len(options) == 1:
+            return options[0]
+        return options[digest(f"{self.seed}/{flow_key}") % len(options)]
 
     def bottleneck(self, src: str, dst: str) -> float:
         """The smallest link bandwidth along the route, bytes/s (inf for src == dst)."""
@@ -103,16 +121,16 @@ class Router:
         """The link kinds along the route ("nvlink", "pcie", "network", "storage")."""
         return [self._graph.edges[e]["kind"] for e in self.route(src, dst)]
 
-    def _closed_form(self, src: str, dst: str) -> list[str] | None:
+    def _closed_form(self, src: str, dst: str) -> list[list[str]] | None:
         """Shortest paths that join the endpoints' NIC uplinks within two switch hops."""
         graph, nodes = self._graph, self._graph.nodes
         if src == dst:
-            return [src]
+            return [[src]]
         if graph.has_edge(src, dst):
-            return [src, dst]
+            return [[src, dst]]
         a, b = nodes[src], nodes[dst]
         if a["kind"] == b["kind"] == "gpu" and a["host"] == b["host"]:
-            return [src, a["nvswitch"], dst]
+            return [[src, a["nvswitch"], dst]]
         if self.topology.fabric not in _CLOSED_FORM:
             return None
         best: list[list[str]] = []
@@ -131,7 +149,7 @@ class Router:
                     best = found
                 elif found and len(found[0]) == len(best[0]):
                     best.extend(found)
-        return self.choose(src, dst, best) if best else None
+        return best or None
 
     def _attach(self, node: str) -> tuple[tuple[str, ...], ...]:
         """The ways from an endpoint to its first switch: (node, nic, switch) or shorter."""
@@ -153,7 +171,7 @@ class Router:
             cached = self._near[node] = (order, frozenset(order))
         return cached
 
-    def _shortest(self, src: str, dst: str) -> list[str]:
+    def _shortest(self, src: str, dst: str) -> list[list[str]]:
         nodes = self._graph.nodes
         view = nx.subgraph_view(
             self._graph,
@@ -162,4 +180,4 @@ class Router:
             paths = list(islice(nx.all_shortest_paths(view, src, dst), _MAX_PATHS))
         except nx.NetworkXNoPath:
             raise UserError(f"no route from {src!r} to {dst!r} in this topology") from None
-        return self.choose(src, dst, paths)
+        return paths

@@ -36,7 +36,9 @@ __all__ = [
     "CostConfig",
     "JobEntry",
     "MixEntry",
+    "NetworkConfig",
     "PolicyConfig",
+    "PreemptionConfig",
     "RunConfig",
     "Scenario",
     "WorkloadConfig",
@@ -87,14 +89,15 @@ class RunConfig(_Model):
     Attributes:
         seed: root seed of all random streams.
         horizon: simulated time at which the run stops (s); None runs until every job ends.
-        fidelity: ``duration`` (black-box run time) or ``coarse`` (perf model, DESIGN.md).
+        fidelity: ``duration`` (black-box run time), ``coarse`` (perf model and network load
+            per placement) or ``iteration`` (every iteration's phases as events; DESIGN.md).
         dtype: math precision of training compute.
         warmup: summaries ignore jobs submitted before this time (s).
     """
 
     seed: int = Field(1, ge=0)
     horizon: Time | None = None
-    fidelity: Literal["duration", "coarse"] = "coarse"
+    fidelity: Literal["duration", "coarse", "iteration"] = "coarse"
     dtype: Literal["bf16", "fp16", "fp8", "tf32"] = "bf16"
     warmup: Time = 0.0
 
@@ -240,6 +243,7 @@ class JobFields(_Model):
 
     model: str = "resnet-50"
     tenant: str = "default"
+    fidelity: Literal["duration", "coarse", "iteration"] | None = None
     gpu_type: str | None = None
     cpus_per_gpu: float | None = Field(None, ge=0)
     memory_per_gpu: Bytes | None = None
@@ -329,17 +333,59 @@ class WorkloadConfig(_Model):
         return self
 
 
+class NetworkConfig(_Model):
+    """``[network]``: the flow-level network model.
+
+    Attributes:
+        solver: max-min solver, ``numpy`` (vectorised) or ``heap``.
+        efficiency: achieved fraction of line rate per link kind (``nvlink``, ``network``,
+            ``pcie``, ``storage``); defaults in :data:`simcluster.hardware.LINK_EFFICIENCY`.
+        algorithm: all-reduce algorithm of training jobs: ``auto`` (fastest by the α-β model,
+            as NCCL's tuner) or ``ring``, ``tree``, ``hierarchical``.
+        nvls: allow NVLink SHARP inside a node.
+    """
+
+    solver: str = "numpy"
+    efficiency: dict[Literal["nvlink", "network", "pcie", "storage"],
+                     Annotated[float, Field(gt=0, le=1)]] = {}
+    algorithm: Literal["auto", "ring", "tree", "hierarchical"] = "auto"
+    nvls: bool = False
+
+    _solver = field_validator("solver")(lambda v, info: _check_name("fluid solver", v, info))
+
+
+class PreemptionConfig(_Model):
+    """``policy.preemption``: what a preemption costs.
+
+    Attributes:
+        checkpoint: a preempted job writes a checkpoint before releasing its GPUs (time from the
+            storage model); if false it loses the work since its last periodic checkpoint.
+        restart: fixed cost of resuming (process start, communicator setup) before the
+            checkpoint is read back. Default 30 s: an assumption, not a measurement; set it from
+            your own restart times.
+    """
+
+    checkpoint: bool = True
+    restart: Time = 30.0
+
+
 class PolicyConfig(_Model):
-    """``[policy]``: queue and placement policies by registered name, with their parameters."""
+    """``[policy]``: admission, queue and placement policies by registered name, with their
+    parameters, and the cost of preemption."""
 
     queue: str = "fifo"
     placement: str = "pack"
+    admission: str = "accept_all"
     queue_params: dict[str, Any] = {}
     placement_params: dict[str, Any] = {}
+    admission_params: dict[str, Any] = {}
+    preemption: PreemptionConfig = PreemptionConfig()
 
     _queue = field_validator("queue")(lambda v, info: _check_name("queue policy", v, info))
     _placement = field_validator("placement")(
         lambda v, info: _check_name("placement policy", v, info))
+    _admission = field_validator("admission")(
+        lambda v, info: _check_name("admission policy", v, info))
 
 
 class Scenario(_Model):
@@ -351,6 +397,7 @@ class Scenario(_Model):
     cluster: ClusterConfig = ClusterConfig()
     workload: WorkloadConfig
     policy: PolicyConfig = PolicyConfig()
+    network: NetworkConfig = NetworkConfig()
 
     @model_validator(mode="after")
     def _bounded(self) -> Scenario:

@@ -165,8 +165,10 @@ class _Builder:
             self.gpus.append(gname)
             self.gpu_host.append(h)
             self.link(gname, switch, gpu_spec.nvlink_bandwidth, spec.nvlink_latency_s, "nvlink")
-            self.link(gname, nic_names[i % nics], pcie, compute.latency_s, "pcie")
-            self.link(name, gname, pcie, compute.latency_s, "pcie")
+            # half a network hop on PCIe, so that GPU->NIC->leaf->NIC->GPU sums to NCCL's
+            # 2.7 us NET step (hardware.py): 0.45 + 0.9 + 0.9 + 0.45
+            self.link(gname, nic_names[i % nics], pcie, compute.latency_s / 2, "pcie")
+            self.link(name, gname, pcie, compute.latency_s / 2, "pcie")
         for j in range(spec.gpus_per_node, nics):  # more NICs than GPUs: share GPUs round-robin
             self.link(f"{name}/gpu{j % spec.gpus_per_node}", nic_names[j], pcie,
                       compute.latency_s, "pcie")

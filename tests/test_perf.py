@@ -3,7 +3,14 @@
 import pytest
 
 from simcluster.hardware import gpu, node_spec
-from simcluster.perf.collectives import busbw_allreduce, ring_allreduce_time
+from simcluster.perf.collectives import (
+    Fabric,
+    algorithm_times,
+    busbw,
+    busbw_allreduce,
+    choose_algorithm,
+    ring_allreduce_time,
+)
 from simcluster.perf.iteration import checkpoint_time, iteration_time
 from simcluster.perf.models import MODELS, model
 from simcluster.routing import Router
@@ -41,9 +48,11 @@ H100 = gpu("H100-SXM")
 LLAMA = model("llama-2-7b")
 S = 2 * LLAMA.params                            # BF16 gradient bytes
 FLOP = 6 * LLAMA.params * 1024 * 4096           # 6·N·tokens, 4M-token batch
-NVLINK, NIC = 450e9, 50e9                       # per direction, H100 NVLink4 and NDR
+# per direction, efficiency-scaled: NVLink4 450 GB/s × 370/450 (NCCL's achieved NVLink rate,
+# NVIDIA/nccl-tests#212) and NDR 50 GB/s × 0.96 (NVIDIA/nccl-tests#119)
+NVLINK, NIC = 370e9, 48e9
 ALPHA_NVLINK = 2 * 0.3e-6                       # GPU->NVSwitch->GPU
-ALPHA_NET = 4 * 0.9e-6                          # GPU->NIC->leaf->NIC->GPU
+ALPHA_NET = 2.7e-6                              # GPU->NIC->leaf->NIC->GPU (NCCL NET step)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +74,9 @@ def test_coarse_iteration_two_full_nodes(cluster):
     topo, router = cluster
     it = iteration_time(LLAMA, range(16), topo, router)
     assert it.compute_s == pytest.approx(FLOP / 16 / (989.4e12 * 0.5), rel=1e-12)
-    # 8 channels, one per rail: min(NVLink, 8 × NIC) = 400 GB/s
+    # 8 channels, one per rail: min(NVLink, 8 × NIC) = min(370, 384) GB/s
     allreduce = 2 * 15 / 16 * S / min(NVLINK, 8 * NIC) + 2 * 15 * ALPHA_NET
+    assert it.algorithm == "ring"
     assert it.allreduce_s == pytest.approx(allreduce, rel=1e-9)
 
 
@@ -91,3 +101,46 @@ def test_checkpoint_time_is_storage_bound(cluster):
     topo, _ = cluster
     # 14 B/param; the AI400X2 writes 65 GB/s, below the host's storage NICs
     assert checkpoint_time(LLAMA, [0], topo) == pytest.approx(14 * LLAMA.params / 65e9)
+
+
+FABRIC = Fabric(ranks=64, nodes=8, gpus_per_node=8, channels=8, nvlink_bw=370e9, nic_bw=48e9,
+                alpha_intra=0.6e-6, alpha_inter=3.6e-6, nvls_bw=275e9)
+
+
+def test_alpha_beta_forms_of_every_algorithm():
+    n, f = 1e9, FABRIC
+    t = algorithm_times("all_reduce", n, f)
+    ring_bw = min(370e9, 8 * 48e9)
+    assert t["ring"] == pytest.approx(2 * 63 * 3.6e-6 + 2 * 63 / 64 * n / ring_bw)
+    assert t["tree"] == pytest.approx(2 * 6 * 3.6e-6 + 2 * n / ring_bw)   # ⌈log2 64⌉ = 6
+    intra = 7 * 0.6e-6 + 7 / 8 * n / 370e9
+    inter = 2 * 7 * 3.6e-6 + 2 * 7 / 8 * (n / 8) / 48e9          # S/8 per rail, 8 rails
+    assert t["hierarchical"] == pytest.approx(2 * intra + inter)
+    rs = algorithm_times("reduce_scatter", n, f)["ring"]
+    assert rs == pytest.approx(63 * 3.6e-6 + 63 / 64 * n / ring_bw)
+    assert algorithm_times("broadcast", n, f)["ring"] == pytest.approx(63 * 3.6e-6 + n / ring_bw)
+    one_node = Fabric(8, 1, 8, 1, 370e9, float("inf"), 0.6e-6, 0.0, 275e9)
+    a2a = algorithm_times("all_to_all", n, one_node)["direct"]
+    assert a2a == pytest.approx(7 * 0.6e-6 + 7 / 8 * n / 370e9)
+    nvls = algorithm_times("all_reduce", n, one_node, nvls=True)["nvls"]
+    assert nvls == pytest.approx(2 * 0.6e-6 + n / 275e9)
+
+
+def test_algorithm_choice_follows_size():
+    # tree's log-depth latency wins for small messages; on 2 nodes a ring's 2(p-1)/p·S/B beats
+    # the tree's 2S/B once S is large (on 64 ranks the ring's 126 α steps keep the tree ahead
+    # up to ~1 GB by these forms)
+    two_nodes = Fabric(16, 2, 8, 8, 370e9, 48e9, 0.6e-6, 3.6e-6)
+    # 1 kB: ring 30 α_inter = 108 µs, tree 8 α_inter = 29 µs, hierarchical 14 α_intra + 2 α_inter
+    # = 15.6 µs: the latency-optimal algorithms win
+    assert choose_algorithm("all_reduce", 1e3, two_nodes) == "hierarchical"
+    assert choose_algorithm("all_reduce", 1e3, FABRIC) == "tree"
+    assert choose_algorithm("all_reduce", 1e9, two_nodes) == "ring"
+    assert choose_algorithm("all_reduce", 1e9, FABRIC) == "tree"
+    assert choose_algorithm("all_reduce", 16e9, FABRIC) == "ring"
+
+
+def test_busbw_definitions_match_nccl_tests():
+    assert busbw("all_reduce", 8, 8e9, 1.0) == pytest.approx(8e9 * 14 / 8)
+    assert busbw("all_gather", 8, 8e9, 1.0) == pytest.approx(8e9 * 7 / 8)
+    assert busbw("broadcast", 8, 8e9, 1.0) == pytest.approx(8e9)

@@ -100,7 +100,7 @@ def test_inter_node_same_rail(four: Topology) -> None:
     nodes = [src, "rack0/node0/nic3", "rack0/leaf3", "rack0/node2/nic3", dst]
     assert r.route(src, dst) == tuple(zip(nodes[:-1], nodes[1:], strict=True))
     assert r.bottleneck(src, dst) == NDR
-    assert r.latency(src, dst) == pytest.approx(4 * nic("NDR").latency_s)
+    assert r.latency(src, dst) == pytest.approx(3 * nic("NDR").latency_s)  # 2 × ½ PCIe + 2 net
 
 
 def test_inter_node_different_rail_goes_via_spine(four: Topology) -> None:

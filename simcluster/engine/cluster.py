@@ -150,8 +150,10 @@ class ClusterState:
     def allocate(self, request: Request, gpus: tuple[int, ...]) -> Allocation:
         """Take ``gpus`` for ``request``; raises :class:`AllocationError` on over-commit."""
         share = request.gpus if request.fractional else 1.0
-        if not request.fractional and len(set(gpus)) != request.whole:
-            raise AllocationError(f"placement {gpus} does not give {request.whole} GPUs")
+        if not request.fractional and not len(gpus) == len(set(gpus)) == request.whole:
+            raise AllocationError(f"placement {gpus} does not give {request.whole} distinct GPUs")
+        if any(not 0 <= g < len(self._free) for g in gpus):
+            raise AllocationError(f"placement {gpus} names GPUs outside 0..{len(self._free) - 1}")
         if request.fractional and len(gpus) != 1:
             raise AllocationError(f"a fractional request takes one GPU, got {gpus}")
         idx = np.asarray(gpus, dtype=int)
@@ -183,12 +185,12 @@ class ClusterState:
     def release(self, allocation: Allocation) -> None:
         """Give back what ``allocation`` holds."""
         idx = np.asarray(allocation.gpus, dtype=int)
+        if (self._free[idx] + allocation.share).max() > 1.0 + _EPS:
+            raise AllocationError(f"release of {allocation.gpus} frees more than was taken")
         self._free[idx] += allocation.share
         for h, c in allocation.host_cpus.items():
             self._cpus[h] += c
             self._mem[h] += allocation.host_memory[h]
-        if self._free[idx].max() > 1.0 + _EPS:
-            raise AllocationError(f"release of {allocation.gpus} frees more than was taken")
         self.allocated -= allocation.gpu_equivalents
 
     def check(self) -> None:

@@ -6,21 +6,26 @@ simulations in one process never interfere.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+import pandas as pd
 import simpy
 
 from simcluster.engine.cluster import ClusterState
+from simcluster.engine.network import Network
 from simcluster.engine.scheduler import Scheduler
+from simcluster.engine.speeds import relative_speeds
 from simcluster.engine.training import PerfModel, TrainingJob
 from simcluster.errors import UserError
-from simcluster.hardware import GPUS, STORAGE, node_spec
+from simcluster.hardware import GPUS, LINK_EFFICIENCY, STORAGE, NICSpec, node_spec
 from simcluster.metrics.records import Recorder
 from simcluster.metrics.results import Results
 from simcluster.perf.models import MODELS
+from simcluster.policies.admission import ADMISSION_POLICIES
 from simcluster.policies.placement import PLACEMENT_POLICIES
 from simcluster.policies.queue import QUEUE_POLICIES
 from simcluster.registry import Registry
@@ -34,8 +39,8 @@ from simcluster.workload.jobs import JobSpec
 __all__ = ["Simulation", "build_topology", "make_policy"]
 
 
-def build_topology(cluster: ClusterConfig) -> Topology:
-    """The topology a scenario's ``[cluster]`` table describes."""
+def build_topology(cluster: ClusterConfig, nic: NICSpec | None = None) -> Topology:
+    """The topology a scenario's ``[cluster]`` table describes (``nic``: compute NIC override)."""
     spec = node_spec(cluster.gpu)
     if cluster.gpus_per_node is not None:
         g = cluster.gpus_per_node
@@ -44,14 +49,28 @@ def build_topology(cluster: ClusterConfig) -> Topology:
                        nodes_per_rack=cluster.nodes_per_rack,
                        oversubscription=cluster.oversubscription,
                        storage_servers=cluster.storage.servers,
-                       storage=STORAGE.get(cluster.storage.kind))
+                       storage=STORAGE.get(cluster.storage.kind), nic=nic)
 
 
-def make_policy(registry: Registry, name: str, params: dict[str, Any], where: str) -> Any:
-    """Instantiate a registered policy with its parameters; bad parameters are user errors."""
+def make_policy(registry: Registry, name: str, params: dict[str, Any], where: str,
+                streams: Streams | None = None) -> Any:
+    """Instantiate a registered policy with its parameters; bad parameters are user errors.
+
+    A policy whose constructor takes ``streams`` gets the simulation's random streams, one that
+    takes ``rng`` gets the named stream ``policy/<where>`` (policies never seed themselves).
+    """
     cls = registry.get(name, where)
+    accepts = inspect.signature(cls).parameters
+    given = dict(params)
+    for injected in ("streams", "rng"):
+        if injected in given:
+            raise UserError(f"{where}: {injected!r} is set by the simulation, not a parameter")
+    if streams is not None and "streams" in accepts:
+        given["streams"] = streams
+    if streams is not None and "rng" in accepts:
+        given["rng"] = streams.get(f"policy/{where}")
     try:
-        return cls(**params)
+        return cls(**given)
     except TypeError as err:
         raise UserError(f"{where}: bad parameters {params!r} for {registry.kind} {name!r}: "
                         f"{err}") from None
@@ -74,15 +93,26 @@ class Simulation:
         self.streams = Streams(self.seed)
         self.recorder = Recorder()
         self.topology = build_topology(scenario.cluster)
-        self.router = Router(self.topology)
+        self.router = Router(self.topology, seed=self.seed)
         self.cluster = ClusterState(self.topology, clock=lambda: self.env.now)
-        self.perf = PerfModel(self.topology, self.router, scenario.run.dtype)
+        net = scenario.network
+        self.link_efficiency = {**LINK_EFFICIENCY, **net.efficiency}
+        self.network = Network(self.env, self.topology, self.router, self.link_efficiency,
+                               net.solver)
+        self.perf = PerfModel(self.topology, self.router, scenario.run.dtype,
+                              self.link_efficiency, net.algorithm, net.nvls)
         policy = scenario.policy
         self.scheduler = Scheduler(
             self,
-            make_policy(QUEUE_POLICIES, policy.queue, policy.queue_params, "policy.queue"),
+            make_policy(QUEUE_POLICIES, policy.queue, policy.queue_params, "policy.queue",
+                        self.streams),
             make_policy(PLACEMENT_POLICIES, policy.placement, policy.placement_params,
-                        "policy.placement"),
+                        "policy.placement", self.streams),
+            make_policy(ADMISSION_POLICIES, policy.admission, policy.admission_params,
+                        "policy.admission", self.streams),
+            checkpoint_on_preempt=policy.preemption.checkpoint,
+            restart_s=policy.preemption.restart,
+            speeds=relative_speeds(self.topology, self.perf),
         )
         gpu = GPUS.get(scenario.cluster.gpu)
         self._gpu_idle_w, self._gpu_max_w = gpu.idle_power_w, gpu.max_power_w
@@ -95,9 +125,10 @@ class Simulation:
         """Turn a submitted spec into a run-time job: work in iterations, checkpoint period."""
         model = MODELS.get(spec.model)
         run = self.scenario.run
+        fidelity = spec.fidelity or run.fidelity
         interval = self.scenario.workload.checkpoint_interval
         if self.cluster.never_fits(spec.request) is not None:
-            return TrainingJob(spec, model, spec.iterations or 1, 0, None)
+            return TrainingJob(spec, model, spec.iterations or 1, 0, None, fidelity)
         share = spec.request.gpus if spec.request.fractional else 1.0
         reference = self.perf.iteration(model, self.perf.reference_gpus(spec), share).total_s
         if spec.iterations is not None:
@@ -105,11 +136,12 @@ class Simulation:
         else:
             iterations = max(1, round(spec.run_time_s / reference))
         fixed = None
-        if run.fidelity == "duration":
+        if fidelity == "duration":
             fixed = spec.run_time_s / iterations if spec.run_time_s is not None else reference
             reference = fixed
-        every = 0 if interval <= 0 else max(1, round(interval / reference))
-        return TrainingJob(spec, model, iterations, every, fixed)
+        # a zero-length job (run_time 0 at duration fidelity) needs no checkpoint
+        every = 0 if interval <= 0 or reference <= 0 else max(1, round(interval / reference))
+        return TrainingJob(spec, model, iterations, every, fixed, fidelity)
 
     # bookkeeping called by the scheduler ---------------------------------------------------
     def note_state(self) -> None:
@@ -119,7 +151,8 @@ class Simulation:
         if s and not running:
             s.computing = 0.0  # drop float residue when the cluster empties
         self.recorder.utilization(self.env.now, self.cluster.allocated,
-                                  s.computing if s else 0.0, running, s.queued if s else 0)
+                                  s.computing if s else 0.0, running, s.queued if s else 0,
+                                  s.update_fragmentation() if s else 0.0)
         if self.check:
             self.cluster.check()
 
@@ -143,6 +176,8 @@ class Simulation:
             gpu_hours=job.gpu_seconds / 3600.0,
             energy_kwh=job.energy_j * self.scenario.cluster.cost.pue / 3.6e6,
             cost_usd=job.gpu_seconds / 3600.0 * self._hourly,
+            network_wait_s=job.network_wait_s, storage_wait_s=job.storage_wait_s,
+            **self.scheduler.job_columns(job),
         )
 
     # running -----------------------------------------------------------------------------
@@ -166,10 +201,15 @@ class Simulation:
             if job.state == "running":
                 self.charge(job)
             self.record_job(job)
+        links = pd.DataFrame(self.network.link_table(end),
+                             columns=["link", "kind", "bytes", "utilization"])
+        meta = self._meta(end, time.perf_counter() - started)
+        meta["max_link_util"] = float(links["utilization"].max()) if len(links) else 0.0
+        meta["network_solves"] = self.network.solves
         return Results(
             jobs=self.recorder.jobs_frame(), utilization=self.recorder.utilization_frame(),
             scenario=self.scenario.model_dump(mode="json"), seed=self.seed,
-            meta=self._meta(end, time.perf_counter() - started),
+            meta=meta, links=links,
         )
 
     def _meta(self, end: float, wall_s: float) -> dict[str, Any]:

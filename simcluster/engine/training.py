@@ -3,40 +3,47 @@
 A running job advances in *segments*: the iterations up to its next checkpoint (or its end), then
 the checkpoint write. Iterations count as kept only once the checkpoint that covers them is
 durable; a job stopped mid-segment loses the segment's iterations and resumes from its last
-checkpoint (DESIGN.md: preemption, failure and restart conserve iterations, not seconds).
+checkpoint (DESIGN.md: preemption, failure and restart conserve iterations, not seconds). How a
+segment is executed depends on the job's fidelity (:mod:`simcluster.engine.execution`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Generator
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import simpy
 
 from simcluster.engine.cluster import Allocation
+from simcluster.hardware import LINK_EFFICIENCY
 from simcluster.perf.iteration import IterationTime, checkpoint_time, iteration_time
 from simcluster.perf.models import ModelSpec
 from simcluster.routing import Router
 from simcluster.topology import Topology
 from simcluster.workload.jobs import JobSpec
 
-__all__ = ["PerfModel", "Timing", "TrainingJob", "run_job"]
+__all__ = ["PerfModel", "Timing", "TrainingJob"]
+
+_CACHE_LIMIT = 100_000  # iteration times kept (oldest placement dropped first)
 
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """How fast a job runs on one placement.
+    """How fast a job runs on one placement, uncontended.
 
     Attributes:
         iteration_s: seconds per iteration.
-        compute_fraction: share of an iteration spent computing (for power and utilisation).
+        compute_fraction: share of a segment spent computing (for power and utilisation).
         checkpoint_s: seconds to write one checkpoint.
+        compute_s: the compute part of one iteration.
+        algorithm: the gradient all-reduce algorithm.
     """
 
     iteration_s: float
     compute_fraction: float
     checkpoint_s: float
+    compute_s: float = 0.0
+    algorithm: str = "none"
 
 
 class PerfModel:
@@ -45,33 +52,49 @@ class PerfModel:
     Args:
         topology, router: the cluster.
         dtype: math precision of training.
+        links: achieved fraction of line rate per link kind.
+        algorithm, nvls: all-reduce algorithm (``auto``: fastest) and NVLink SHARP use.
     """
 
-    def __init__(self, topology: Topology, router: Router, dtype: str = "bf16") -> None:
-        self.topology, self.router, self.dtype = topology, router, dtype
+    def __init__(self, topology: Topology, router: Router, dtype: str = "bf16",
+                 links: Mapping[str, float] = LINK_EFFICIENCY, algorithm: str = "auto",
+                 nvls: bool = False) -> None:
+        self.topology, self.router, self.dtype, self.links = topology, router, dtype, links
+        self.algorithm, self.nvls = algorithm, nvls
         self._iteration: dict[tuple[str, tuple[int, ...]], IterationTime] = {}
+        self._reference: dict[tuple[str | None, int], tuple[int, ...]] = {}
 
     def iteration(self, model: ModelSpec, gpus: tuple[int, ...], share: float) -> IterationTime:
         """Uncontended iteration time on ``gpus``, slowed by 1/share for a fractional GPU."""
         key = (model.name, gpus)
         it = self._iteration.get(key)
         if it is None:
-            it = iteration_time(model, gpus, self.topology, self.router, self.dtype)
+            if len(self._iteration) >= _CACHE_LIMIT:  # placements vary without end in long runs
+                self._iteration.pop(next(iter(self._iteration)))
+            algo = self.algorithm
+            if algo != "auto" and len({int(self.topology.gpu_host[g]) for g in gpus}) == 1:
+                algo = "auto"  # a forced multi-node algorithm does not apply inside a node
+            it = iteration_time(model, gpus, self.topology, self.router, self.dtype,
+                                links=self.links, algo=algo, nvls=self.nvls)
             self._iteration[key] = it
         if share < 1.0:
-            return IterationTime(compute_s=it.compute_s / share, allreduce_s=it.allreduce_s)
+            return IterationTime(compute_s=it.compute_s / share, allreduce_s=it.allreduce_s,
+                                 algorithm=it.algorithm)
         return it
 
     def reference_gpus(self, spec: JobSpec) -> tuple[int, ...]:
         """The packed placement a trace's run time refers to: the first GPUs of the type."""
-        types = self.topology
-        wanted = spec.request.gpu_type
-        chosen = [g for g in range(len(types.gpus))
-                  if wanted is None or types.gpu_type(g) == wanted][: spec.request.whole]
-        return tuple(chosen)
+        key = (spec.request.gpu_type, spec.request.whole)
+        chosen = self._reference.get(key)
+        if chosen is None:
+            topo, wanted = self.topology, spec.request.gpu_type
+            chosen = tuple(g for g in range(len(topo.gpus))
+                           if wanted is None or topo.gpu_type(g) == wanted)[: key[1]]
+            self._reference[key] = chosen
+        return chosen
 
     def checkpoint(self, model: ModelSpec, hosts: tuple[int, ...]) -> float:
-        """Seconds to write one checkpoint from ``hosts``."""
+        """Seconds to write one checkpoint from ``hosts``, uncontended."""
         return checkpoint_time(model, hosts, self.topology)
 
 
@@ -79,22 +102,26 @@ class TrainingJob:
     """Run-time state of one submitted training job.
 
     Attributes:
-        spec: what was submitted. model: its model.
+        spec: what was submitted. model: its model. fidelity: duration, coarse or iteration.
         iterations: total work. checkpoint_every: iterations per checkpoint (0: none).
         fixed_iteration_s: seconds per iteration at ``duration`` fidelity (placement-blind).
         state: queued, running, completed or rejected.
         kept: iterations safe in a checkpoint (or done, at the end).
         executed, lost: iterations run in total, and run but lost to a stop.
+        slowdown: current factor on the iteration time from network contention (coarse).
+        network_wait_s, storage_wait_s: time lost to contention on the fabric, and spent
+            waiting for storage (checkpoint writes, data loading not hidden by prefetch).
     """
 
-    __slots__ = ("spec", "model", "iterations", "checkpoint_every", "fixed_iteration_s",
-                 "state", "reason", "kept", "executed", "lost", "allocation", "timing",
-                 "first_start", "end", "gpu_seconds", "energy_j", "preemptions", "process",
-                 "_run_start", "_segment_start", "_segment_iterations")
+    __slots__ = ("spec", "model", "fidelity", "iterations", "checkpoint_every",
+                 "fixed_iteration_s", "state", "reason", "kept", "executed", "lost",
+                 "allocation", "timing", "first_start", "end", "gpu_seconds", "energy_j",
+                 "preemptions", "process", "flows", "slowdown", "wake", "network_wait_s",
+                 "storage_wait_s", "in_segment", "_run_start")
 
     def __init__(self, spec: JobSpec, model: ModelSpec, iterations: int, checkpoint_every: int,
-                 fixed_iteration_s: float | None) -> None:
-        self.spec, self.model = spec, model
+                 fixed_iteration_s: float | None, fidelity: str = "coarse") -> None:
+        self.spec, self.model, self.fidelity = spec, model, fidelity
         self.iterations, self.checkpoint_every = iterations, checkpoint_every
         self.fixed_iteration_s = fixed_iteration_s
         self.state, self.reason = "queued", ""
@@ -104,10 +131,14 @@ class TrainingJob:
         self.first_start: float | None = None
         self.end: float | None = None
         self.gpu_seconds = self.energy_j = 0.0
+        self.network_wait_s = self.storage_wait_s = 0.0
         self.preemptions = 0
         self.process: simpy.Process | None = None
-        self._run_start = self._segment_start = 0.0
-        self._segment_iterations = 0
+        self.flows: set = set()  # network flows in progress (ended if the job stops)
+        self.slowdown = 1.0
+        self.wake: simpy.Event | None = None
+        self.in_segment = 0.0  # iterations done in the current segment (not yet kept)
+        self._run_start = 0.0
 
     def next_segment(self) -> int:
         """Iterations until the next checkpoint or the end."""
@@ -115,6 +146,12 @@ class TrainingJob:
         if self.checkpoint_every <= 0:
             return left
         return min(left, self.checkpoint_every - self.kept % self.checkpoint_every)
+
+    def started(self, now: float) -> None:
+        """Mark the start of a run (after placement)."""
+        self._run_start = now
+        self.in_segment = 0.0
+        self.slowdown = 1.0
 
     def account(self, now: float, idle_w: float, max_w: float) -> None:
         """Charge GPU-seconds and GPU energy from the run's start (or last charge) to ``now``."""
@@ -124,31 +161,3 @@ class TrainingJob:
         self.gpu_seconds += held * gpus
         self.energy_j += held * gpus * (idle_w + (max_w - idle_w) * self.timing.compute_fraction)
         self._run_start = now
-
-
-def run_job(env: simpy.Environment, job: TrainingJob, on_end: Callable[[TrainingJob, bool], None]
-            ) -> Generator[simpy.Event, None, None]:
-    """The job's process: segments until done; ``on_end(job, finished)`` when it ends or stops.
-
-    A :class:`simpy.Interrupt` stops the job: the current segment's iterations are lost.
-    """
-    assert job.timing is not None
-    t = job.timing
-    job._run_start = env.now
-    while job.kept < job.iterations:
-        n = job.next_segment()
-        last = job.kept + n >= job.iterations
-        duration = n * t.iteration_s + (0.0 if last else t.checkpoint_s)
-        job._segment_start, job._segment_iterations = env.now, n
-        try:
-            yield env.timeout(duration)
-        except simpy.Interrupt:
-            elapsed = env.now - job._segment_start
-            partial = min(n, math.floor(elapsed / t.iteration_s + 1e-9)) if t.iteration_s else n
-            job.executed += partial
-            job.lost += partial
-            on_end(job, False)
-            return
-        job.kept += n
-        job.executed += n
-    on_end(job, True)

@@ -1,1 +1,1 @@
-"""Running scenarios: single runs now; replications, sweeps and capacity search later."""
+"""Running scenarios: single runs, replications, sweeps on executors, capacity search."""

@@ -18,7 +18,9 @@ from typing import Any
 from simcluster.engine.simulation import Simulation
 from simcluster.hardware import GPUS, NICS, STORAGE
 from simcluster.metrics.results import Results
+from simcluster.perf.fluid import SOLVERS
 from simcluster.perf.models import MODELS
+from simcluster.policies.admission import ADMISSION_POLICIES
 from simcluster.policies.placement import PLACEMENT_POLICIES
 from simcluster.policies.queue import QUEUE_POLICIES
 from simcluster.scenario import Scenario, apply_overrides, load_scenario_file, parse_scenario
@@ -32,6 +34,8 @@ def registries() -> dict[str, Any]:
     return {
         "GPU": GPUS, "NIC": NICS, "storage": STORAGE, "model": MODELS, "fabric": FABRICS,
         "queue policy": QUEUE_POLICIES, "placement policy": PLACEMENT_POLICIES,
+        "admission policy": ADMISSION_POLICIES,
+        "fluid solver": SOLVERS,
     }
 
 

@@ -13,10 +13,12 @@ __all__ = ["JOB_COLUMNS", "UTILIZATION_COLUMNS", "Recorder"]
 JOB_COLUMNS = (
     "job_id", "tenant", "model", "state", "reason", "submit_s", "start_s", "end_s", "wait_s",
     "run_s", "jct_s", "gpus", "nodes", "iterations", "iterations_done", "iterations_lost",
-    "preemptions", "gpu_hours", "energy_kwh", "cost_usd",
+    "preemptions", "gpu_hours", "energy_kwh", "cost_usd", "network_wait_s", "storage_wait_s",
+    "ideal_s", "lost_gpu_hours",
 )
 UTILIZATION_COLUMNS = (
     "time_s", "gpus_allocated", "gpus_computing", "jobs_running", "jobs_queued",
+    "gpus_fragmented",
 )
 
 
@@ -25,7 +27,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._jobs: list[tuple] = []
-        self._util: list[tuple[float, float, float, int, int]] = []
+        self._util: list[tuple[float, float, float, int, int, float]] = []
 
     def job(self, **row: object) -> None:
         """Append one job row; keys must be exactly :data:`JOB_COLUMNS`."""
@@ -35,9 +37,13 @@ class Recorder:
         self._jobs.append(tuple(row[c] for c in JOB_COLUMNS))
 
     def utilization(self, time_s: float, gpus_allocated: float, gpus_computing: float,
-                    jobs_running: int, jobs_queued: int) -> None:
-        """Record the cluster state from ``time_s`` on; a second row at one time replaces it."""
-        row = (time_s, gpus_allocated, gpus_computing, jobs_running, jobs_queued)
+                    jobs_running: int, jobs_queued: int, gpus_fragmented: float = 0.0) -> None:
+        """Record the cluster state from ``time_s`` on; a second row at one time replaces it.
+
+        ``gpus_fragmented``: free GPUs (shares) that no queued job can use.
+        """
+        row = (time_s, gpus_allocated, gpus_computing, jobs_running, jobs_queued,
+               gpus_fragmented)
         if self._util and self._util[-1][0] == time_s:
             self._util[-1] = row
         else:

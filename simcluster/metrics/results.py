@@ -28,6 +28,8 @@ class Results:
         scenario: the full resolved scenario (a JSON-ready dict).
         seed: the root seed that produced this run.
         meta: cluster constants used by the summaries, and run facts (``partial``).
+        links: bytes and mean utilisation of every link and storage disk that carried traffic,
+            busiest first (the most congested links).
     """
 
     jobs: pd.DataFrame
@@ -35,6 +37,8 @@ class Results:
     scenario: dict[str, Any]
     seed: int
     meta: dict[str, Any] = field(default_factory=dict)
+    links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["link", "kind", "bytes", "utilization"]))
 
     def __post_init__(self) -> None:
         if "power_w" not in self.utilization and not self.utilization.empty:
@@ -46,7 +50,7 @@ class Results:
         return summarize(self.jobs, self.utilization, self.meta)
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Write summary.json, jobs.csv, utilization.csv and scenario.resolved.json.
+        """Write summary.json, jobs.csv, utilization.csv, links.csv and scenario.resolved.json.
 
         Returns:
             The paths written.
@@ -60,6 +64,8 @@ class Results:
         paths[0].write_text(json.dumps({"seed": self.seed, **summary}, indent=2) + "\n")
         self.jobs.to_csv(paths[1], index=False)
         self.utilization.to_csv(paths[2], index=False)
+        paths.append(out / "links.csv")
+        self.links.to_csv(paths[-1], index=False)
         resolved = {"seed": self.seed, "scenario": self.scenario}
         paths[3].write_text(json.dumps(resolved, indent=2, default=str) + "\n")
         return paths

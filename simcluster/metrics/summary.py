@@ -1,5 +1,8 @@
 """Pure summaries over a run's records, with stable metric names.
 
+Time-weighted figures (utilisation, queue length, power, energy, cost) cover the measured window
+from the warm-up (``run.warmup``) to the end; job figures cover jobs submitted after the warm-up.
+
 Metric names are a contract: ``plan`` targets and reports use them. Times in seconds, energy in
 kWh, money in US dollars, utilisations as fractions in [0, 1].
 
@@ -16,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from simcluster.metrics.tenants import POLICY_METRICS, policy_metrics
+
 __all__ = ["METRICS", "power_series", "summarize", "time_average"]
 
 # name -> meaning (units in the name)
@@ -26,6 +31,8 @@ METRICS: dict[str, str] = {
     "jobs_queued_at_end": "jobs still waiting at the horizon",
     "jobs_running_at_end": "jobs still running at the horizon",
     "mean_wait_s": "mean time from submit to first start (started jobs after warm-up)",
+    "mean_wait_lower_bound_s": "mean wait counting jobs still queued at the end with their wait "
+                               "so far (a lower bound when the queue does not drain)",
     "p50_wait_s": "median wait",
     "p95_wait_s": "95th percentile wait",
     "p99_wait_s": "99th percentile wait",
@@ -34,16 +41,20 @@ METRICS: dict[str, str] = {
     "p95_jct_s": "95th percentile completion time",
     "mean_run_s": "mean time from first start to end (completed jobs)",
     "makespan_s": "time of the last job end",
-    "throughput_jobs_per_h": "completed jobs per simulated hour",
+    "throughput_jobs_per_h": "jobs completed per simulated hour (after warm-up)",
     "gpu_util": "time-averaged fraction of GPUs allocated",
     "gpu_compute_util": "time-averaged fraction of GPUs computing (not communicating, idle)",
     "mean_queue_len": "time-averaged number of queued jobs",
     "gpu_hours": "GPU-hours allocated to jobs",
-    "energy_kwh": "facility energy of the cluster over the run (GPUs, hosts, PUE)",
+    "energy_kwh": "facility energy of the cluster after warm-up (GPUs, hosts, PUE)",
     "mean_power_kw": "mean facility power",
-    "cost_usd": "on-demand price of renting the whole cluster for the run",
-    "tco_usd": "purchase price amortised over the lifetime for the run, plus electricity",
+    "cost_usd": "on-demand price of renting the whole cluster after warm-up",
+    "tco_usd": "purchase price amortised over the lifetime, plus electricity, after warm-up",
     "sim_time_s": "simulated time covered by the run",
+    **POLICY_METRICS,
+    "mean_network_wait_s": "mean time a completed job lost to network contention",
+    "mean_storage_wait_s": "mean time a completed job waited for storage (checkpoints, data)",
+    "max_link_util": "mean utilisation of the busiest link or disk over the run",
 }
 
 
@@ -83,11 +94,15 @@ def summarize(jobs: pd.DataFrame, util: pd.DataFrame, meta: Mapping[str, float])
     after = jobs[jobs["submit_s"] >= warm]
     started = after[after["start_s"].notna()]
     done = after[after["state"] == "completed"]
+    # time-weighted figures cover the measured window [warm-up, end]
+    span = max(end - warm, 0.0)
     power = power_series(util, meta) if not util.empty else pd.Series(dtype=float)
-    energy_j = time_average(util.assign(power=power), "power", end) * end if end > 0 else 0.0
+    energy_j = time_average(util.assign(power=power), "power", end, warm) * span
     energy_kwh = energy_j / 3.6e6
-    hours = end / 3600.0
+    hours = span / 3600.0
     state = jobs["state"]
+    waiting = after[after["start_s"].isna() & (after["state"] != "rejected")]
+    censored = pd.concat([started["wait_s"], end - waiting["submit_s"]])
     return {
         "jobs_submitted": int(len(jobs)),
         "jobs_completed": int((state == "completed").sum()),
@@ -95,6 +110,7 @@ def summarize(jobs: pd.DataFrame, util: pd.DataFrame, meta: Mapping[str, float])
         "jobs_queued_at_end": int((state == "queued").sum()),
         "jobs_running_at_end": int((state == "running").sum()),
         "mean_wait_s": float(started["wait_s"].mean()) if len(started) else float("nan"),
+        "mean_wait_lower_bound_s": float(censored.mean()) if len(censored) else float("nan"),
         "p50_wait_s": _pct(started["wait_s"], 50),
         "p95_wait_s": _pct(started["wait_s"], 95),
         "p99_wait_s": _pct(started["wait_s"], 99),
@@ -103,15 +119,19 @@ def summarize(jobs: pd.DataFrame, util: pd.DataFrame, meta: Mapping[str, float])
         "p95_jct_s": _pct(done["jct_s"], 95),
         "mean_run_s": float(done["run_s"].mean()) if len(done) else float("nan"),
         "makespan_s": float(jobs["end_s"].max()) if jobs["end_s"].notna().any() else 0.0,
-        "throughput_jobs_per_h": float((state == "completed").sum() / hours) if hours else 0.0,
-        "gpu_util": time_average(util, "gpus_allocated", end) / meta["gpus"],
-        "gpu_compute_util": time_average(util, "gpus_computing", end) / meta["gpus"],
-        "mean_queue_len": time_average(util, "jobs_queued", end),
+        "throughput_jobs_per_h": float((jobs["end_s"] >= warm).sum() / hours) if hours else 0.0,
+        "gpu_util": time_average(util, "gpus_allocated", end, warm) / meta["gpus"],
+        "gpu_compute_util": time_average(util, "gpus_computing", end, warm) / meta["gpus"],
+        "mean_queue_len": time_average(util, "jobs_queued", end, warm),
         "gpu_hours": float(jobs["gpu_hours"].sum()),
         "energy_kwh": energy_kwh,
         "mean_power_kw": energy_kwh / hours if hours else 0.0,
         "cost_usd": meta["gpus"] * hours * meta["hourly_usd"],
-        "tco_usd": meta["capex_usd"] * end / meta["lifetime_s"]
+        "tco_usd": meta["capex_usd"] * span / meta["lifetime_s"]
         + energy_kwh * meta["usd_per_kwh"],
         "sim_time_s": end,
+        **policy_metrics(jobs, util, meta, warm),
+        "mean_network_wait_s": float(done["network_wait_s"].mean()) if len(done) else 0.0,
+        "mean_storage_wait_s": float(done["storage_wait_s"].mean()) if len(done) else 0.0,
+        "max_link_util": float(meta.get("max_link_util", 0.0)),
     }

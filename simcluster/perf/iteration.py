@@ -1,9 +1,10 @@
 """Coarse iteration time of a data-parallel training job on a placement.
 
-iteration = compute roofline + uncontended ring all-reduce of the BF16 gradients (α-β), and every
-K iterations a checkpoint written to storage. The all-reduce follows NCCL's ring: one ring per
-channel, channels spread over the node's NICs (one rail each), so across nodes the ring gets
-``channels × NIC bandwidth`` while inside a node it runs at the NVLink rate.
+iteration = compute roofline + uncontended all-reduce of the BF16 gradients (α-β, the fastest of
+NCCL's algorithms by that model), and every K iterations a checkpoint written to storage. NCCL's
+rings run one per channel, channels spread over the node's NICs (one rail each), so across nodes a
+ring gets ``channels × one rail`` while inside a node it runs at the NVLink rate; every bandwidth
+is the line rate times the link kind's efficiency (:data:`simcluster.hardware.LINK_EFFICIENCY`).
 
 >>> from simcluster.hardware import node_spec
 >>> from simcluster.perf.models import model
@@ -11,24 +12,29 @@ channel, channels spread over the node's NICs (one rail each), so across nodes t
 >>> from simcluster.topology import gpu_cluster
 >>> topo = gpu_cluster(node_spec("H100-SXM"), nodes=2)
 >>> it = iteration_time(model("llama-2-7b"), range(16), topo, Router(topo))
->>> round(it.allreduce_s, 4)  # 2·15/16 · 13.48 GB / (8 × 50 GB/s) + 30 · 3.6 µs
-0.0633
+>>> it.algorithm, round(it.allreduce_s, 4)  # 2·15/16 · 13.48 GB / (0.822 × 450 GB/s) + 30 α
+('ring', 0.0684)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from simcluster.hardware import NICS, STORAGE, GPUSpec, NodeSpec
+import numpy as np
+import scipy.sparse as sp
+
+from simcluster.hardware import LINK_EFFICIENCY, NICS, NVLS_EFFICIENCY, STORAGE, GPUSpec, NodeSpec
 from simcluster.hardware import gpu as gpu_spec
-from simcluster.perf.collectives import ring_allreduce_time
+from simcluster.perf.collectives import Fabric, collective_time
 from simcluster.perf.compute import training_step_time
+from simcluster.perf.fluid import maxmin_numpy
 from simcluster.perf.models import ModelSpec
+from simcluster.perf.rings import ring_route
 from simcluster.routing import Router
 from simcluster.topology import Topology
 
-__all__ = ["IterationTime", "checkpoint_time", "iteration_time", "ring_bandwidth"]
+__all__ = ["IterationTime", "checkpoint_time", "fabric_of", "iteration_time", "route_bandwidth"]
 
 LOCAL_CHECKPOINT_DRIVE = "NVMe-PM1733"  # used when the cluster has no storage server
 
@@ -39,6 +45,7 @@ class IterationTime:
 
     compute_s: float
     allreduce_s: float
+    algorithm: str = "none"
 
     @property
     def total_s(self) -> float:
@@ -53,37 +60,74 @@ def _hosts_in_order(gpus: Sequence[int], topology: Topology) -> dict[int, list[i
     return by_host
 
 
-def ring_bandwidth(gpus: Sequence[int], topology: Topology, router: Router) -> tuple[float, float]:
-    """Bottleneck bandwidth (bytes/s) and per-step latency α (s) of NCCL-style rings.
+def route_bandwidth(router: Router, src: str, dst: str,
+                    efficiency: Mapping[str, float] = LINK_EFFICIENCY) -> float:
+    """Effective bandwidth of the route src → dst: min over its links of line rate × efficiency."""
+    graph = router.topology.graph
+    return min((graph.edges[e]["bandwidth"] * efficiency.get(graph.edges[e]["kind"], 1.0)
+                for e in router.route(src, dst)), default=float("inf"))
 
-    Inside a node a ring hop is the GPU-GPU route (NVLink). Across nodes each channel's ring
+
+def _channel_rate(topology: Topology, router: Router, groups: list[list[int]], channels: int,
+                  efficiency: Mapping[str, float]) -> float:
+    """Rate of the slowest ring channel across nodes when all channels run at once, uncontended
+    by other jobs: the max-min solve of the channels' inter-node routes (channels that share a
+    link, as on an oversubscribed uplink, split it)."""
+    graph = topology.graph
+    index: dict[tuple[str, str], int] = {}
+    rows, cols = [], []
+    for ch in range(channels):
+        for edge in ring_route(topology, router, groups, ch, inter_only=True):
+            rows.append(ch)
+            cols.append(index.setdefault(edge, len(index)))
+    capacity = np.array([graph.edges[e]["bandwidth"] * efficiency.get(graph.edges[e]["kind"], 1.0)
+                         for e in index])
+    incidence = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(channels, len(index)))
+    incidence.sum_duplicates()
+    rates = maxmin_numpy(incidence, capacity, np.full(channels, np.inf))
+    return float(rates.min())
+
+
+def fabric_of(gpus: Sequence[int], topology: Topology, router: Router,
+              efficiency: Mapping[str, float] = LINK_EFFICIENCY) -> Fabric:
+    """The α-β view of the GPUs ``gpus`` on the topology (uncontended, efficiency-scaled).
+
+    Inside a node a hop is the GPU-GPU route (NVLink). Across nodes each of NCCL's channels
     leaves every node once through one NIC; with ``c`` channels (the fewest job GPUs on any of
-    its nodes, capped by that node's NICs) the inter-node rate is ``c`` × the slowest GPU-GPU
-    route between consecutive nodes on one rail.
+    its nodes, capped by that node's NICs) rings run at min(NVLink, c × one channel's rate),
+    where the channels' rate comes from a max-min solve of their routes together (so channels
+    squeezed through one oversubscribed uplink share it).
     """
     by_host = _hosts_in_order(gpus, topology)
     names = topology.gpus
-    bandwidth, alpha = float("inf"), 0.0
+    nvlink, alpha_intra = float("inf"), 0.0
     for members in by_host.values():
         for a, b in zip(members, members[1:], strict=False):
-            bandwidth = min(bandwidth, router.bottleneck(names[a], names[b]))
-            alpha = max(alpha, router.latency(names[a], names[b]))
+            nvlink = min(nvlink, route_bandwidth(router, names[a], names[b], efficiency))
+            alpha_intra = max(alpha_intra, router.latency(names[a], names[b]))
     hosts = list(by_host)
+    per_node = min(len(m) for m in by_host.values())
+    channels, nic, alpha_inter = 1, float("inf"), 0.0
     if len(hosts) > 1:
         channels = min(min(len(by_host[h]), topology.host_specs[h].nics) for h in hosts)
-        inter = float("inf")
-        for i, h in enumerate(hosts):
-            nxt = hosts[(i + 1) % len(hosts)]
+        groups = list(by_host.values())
+        for i, members in enumerate(groups):
+            nxt = groups[(i + 1) % len(groups)]
             for rail in range(channels):
-                a, b = by_host[h][rail], by_host[nxt][rail]
-                inter = min(inter, router.bottleneck(names[a], names[b]))
-                alpha = max(alpha, router.latency(names[a], names[b]))
-        bandwidth = min(bandwidth, channels * inter)
-    return bandwidth, alpha
+                alpha_inter = max(alpha_inter, router.latency(names[members[rail]],
+                                                              names[nxt[rail]]))
+        nic = _channel_rate(topology, router, groups, channels, efficiency)
+    device = gpu_spec(topology.gpu_type(gpus[0]))
+    return Fabric(ranks=len(gpus), nodes=len(hosts), gpus_per_node=per_node, channels=channels,
+                  nvlink_bw=nvlink, nic_bw=nic, alpha_intra=alpha_intra,
+                  alpha_inter=alpha_inter,
+                  nvls_bw=NVLS_EFFICIENCY * device.nvlink_bandwidth)
 
 
 def iteration_time(spec: ModelSpec, gpus: Sequence[int], topology: Topology, router: Router,
-                   dtype: str = "bf16", efficiency: float | None = None) -> IterationTime:
+                   dtype: str = "bf16", efficiency: float | None = None,
+                   links: Mapping[str, float] = LINK_EFFICIENCY, algo: str = "auto",
+                   nvls: bool = False) -> IterationTime:
     """Uncontended time of one data-parallel iteration of ``spec`` on GPU indices ``gpus``.
 
     Args:
@@ -92,17 +136,20 @@ def iteration_time(spec: ModelSpec, gpus: Sequence[int], topology: Topology, rou
         topology, router: the cluster.
         dtype: math precision.
         efficiency: fraction of peak; the model's default if None.
+        links: achieved fraction of line rate per link kind.
+        algo, nvls: all-reduce algorithm (``auto``: the fastest by the α-β model) and whether
+            NVLink SHARP may be used.
     """
     gpus = list(gpus)
     device: GPUSpec = gpu_spec(topology.gpu_type(gpus[0]))
     eff = spec.efficiency if efficiency is None else efficiency
     compute = training_step_time(spec.flop_per_iteration, spec.params, len(gpus), device, eff,
                                  dtype)
-    allreduce = 0.0
+    allreduce, chosen = 0.0, "none"
     if len(gpus) > 1:
-        bandwidth, alpha = ring_bandwidth(gpus, topology, router)
-        allreduce = ring_allreduce_time(len(gpus), spec.gradient_bytes, bandwidth, alpha)
-    return IterationTime(compute_s=compute, allreduce_s=allreduce)
+        fabric = fabric_of(gpus, topology, router, links)
+        allreduce, chosen = collective_time("all_reduce", spec.gradient_bytes, fabric, algo, nvls)
+    return IterationTime(compute_s=compute, allreduce_s=allreduce, algorithm=chosen)
 
 
 def checkpoint_time(spec: ModelSpec, hosts: Sequence[int], topology: Topology) -> float:

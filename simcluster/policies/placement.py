@@ -21,7 +21,8 @@ from simcluster.policies.view import ClusterView
 from simcluster.registry import Registry
 from simcluster.workload.jobs import Request
 
-__all__ = ["PLACEMENT_POLICIES", "FirstFit", "Pack", "host_capacity", "type_mask"]
+__all__ = ["PLACEMENT_POLICIES", "BestFit", "FirstFit", "Pack", "Random", "Spread",
+           "host_capacity", "type_mask"]
 
 PLACEMENT_POLICIES: Registry[type] = Registry("placement policy")
 
@@ -154,3 +155,124 @@ class Pack:
     def _hosts_by_capacity(capacity: np.ndarray, in_rack: np.ndarray) -> list[int]:
         hosts = np.flatnonzero(in_rack & (capacity > 0))
         return sorted((int(h) for h in hosts), key=lambda h: (-capacity[h], h))
+
+
+def _host_totals(view: ClusterView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gpus = np.bincount(view.gpu_host, minlength=len(view.host_rack)).astype(float)
+    return gpus, gpus * view.host_cpus_per_gpu, gpus * view.host_memory_per_gpu
+
+
+@PLACEMENT_POLICIES.register("best_fit")
+class BestFit:
+    """Best fit over GPUs, CPUs and memory: the host left with the least free resources.
+
+    The score of a host after placement is the sum of its free GPU, CPU and memory fractions
+    (the multi-resource best fit of the Kubernetes scheduler simulator, Weng et al. ATC'23). A
+    job larger than any host fills the fullest hosts first (smallest capacity that is > 0), which
+    leaves whole hosts free for later large jobs. A fractional request goes to the GPU with the
+    least free share that fits, on the fullest host.
+    """
+
+    def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
+        n_gpus, n_cpus, n_mem = _host_totals(view)
+        free_gpu = np.bincount(view.gpu_host, weights=view.gpu_free, minlength=len(n_gpus))
+        cpus, mem = _per_gpu_share(request, view)
+        if request.fractional:
+            candidates = _fractional_candidates(request, view)
+            if not len(candidates):
+                return None
+            h = view.gpu_host[candidates]
+            after = ((view.gpu_free[candidates] - request.gpus) * 4.0  # the GPU itself first
+                     + (free_gpu[h] - request.gpus) / np.maximum(n_gpus[h], 1)
+                     + (view.host_cpus_free[h] - request.gpus * cpus[h]) / np.maximum(
+                         n_cpus[h], _TINY))
+            return (int(candidates[int(np.argmin(after))]),)
+        need = request.whole
+        capacity = host_capacity(request, view)
+        if capacity.sum() < need:
+            return None
+        fits = np.flatnonzero(capacity >= need)
+        if len(fits):
+            after = ((free_gpu[fits] - need) / np.maximum(n_gpus[fits], 1)
+                     + (view.host_cpus_free[fits] - need * cpus[fits]) / np.maximum(
+                         n_cpus[fits], _TINY)
+                     + (view.host_memory_free[fits] - need * mem[fits]) / np.maximum(
+                         n_mem[fits], _TINY))
+            h = int(fits[int(np.argmin(after))])
+            return _take(request, view, [h], {h: need})
+        order = sorted((int(h) for h in np.flatnonzero(capacity > 0)),
+                       key=lambda h: (capacity[h], h))
+        counts: dict[int, int] = {}
+        for h in order:
+            counts[h] = min(int(capacity[h]), need)
+            need -= counts[h]
+            if need == 0:
+                break
+        return _take(request, view, list(counts), counts)
+
+
+@PLACEMENT_POLICIES.register("spread")
+class Spread:
+    """Spread over as many hosts as possible: one GPU per host in turn, emptiest hosts first
+    (load balancing; Tiresias' ``balance`` placement). A fractional request goes to the GPU with
+    the most free share (worst fit), on the emptiest host.
+    """
+
+    def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
+        if request.fractional:
+            candidates = _fractional_candidates(request, view)
+            if not len(candidates):
+                return None
+            idle = host_capacity(Request(1, request.gpu_type), view)
+            score = view.gpu_free[candidates] * 1e3 + idle[view.gpu_host[candidates]]
+            return (int(candidates[int(np.argmax(score))]),)
+        need = request.whole
+        capacity = host_capacity(request, view)
+        if capacity.sum() < need:
+            return None
+        order = sorted((int(h) for h in np.flatnonzero(capacity > 0)),
+                       key=lambda h: (-capacity[h], h))
+        counts = dict.fromkeys(order, 0)
+        while need:
+            for h in order:
+                if need and counts[h] < capacity[h]:
+                    counts[h] += 1
+                    need -= 1
+        used = [h for h in order if counts[h]]
+        return _take(request, view, used, counts)
+
+
+@PLACEMENT_POLICIES.register("random")
+class Random:
+    """Uniformly random GPUs among those that fit (a baseline in Tiresias and Lucid).
+
+    Args:
+        rng: the random stream (passed in by the engine: stream ``policy/placement``).
+    """
+
+    def __init__(self, rng: np.random.Generator | None = None) -> None:
+        if rng is None:
+            raise TypeError("random placement needs the engine's rng stream")
+        self.rng = rng
+
+    def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
+        if request.fractional:
+            candidates = _fractional_candidates(request, view)
+            if not len(candidates):
+                return None
+            return (int(self.rng.choice(candidates)),)
+        need = request.whole
+        capacity = host_capacity(request, view)
+        if capacity.sum() < need:
+            return None
+        idle = np.flatnonzero((view.gpu_free >= 1.0 - _EPS) & type_mask(request, view))
+        slots: list[int] = []
+        for h in np.flatnonzero(capacity > 0):  # a host offers at most its capacity (CPUs)
+            mine = idle[view.gpu_host[idle] == h]
+            slots.extend(self.rng.permutation(mine)[: capacity[h]].tolist())
+        chosen = self.rng.choice(np.array(slots), size=need, replace=False)
+        return tuple(sorted(int(g) for g in chosen))
+
+
+# the other families register themselves on import
+from simcluster.policies import placement_topo, sharing  # noqa: E402, F401

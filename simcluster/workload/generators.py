@@ -31,7 +31,7 @@ def explicit_jobs(entries: list[JobEntry], first_id: int = 0) -> Iterator[JobSpe
         e = entries[i]
         yield JobSpec(id=first_id + offset, submit_s=e.submit, request=_request(e, e.gpus),
                       model=e.model, tenant=e.tenant, run_time_s=e.run_time,
-                      iterations=e.iterations)
+                      iterations=e.iterations, fidelity=e.fidelity)
 
 
 def poisson_jobs(workload: WorkloadConfig, streams: Streams, horizon: float | None,
@@ -51,7 +51,7 @@ def poisson_jobs(workload: WorkloadConfig, streams: Streams, horizon: float | No
         gpus = sample(entry.gpus, rng)
         run_time = sample(entry.run_time, rng)
         yield JobSpec(id=job_id, submit_s=t, request=_request(entry, gpus), model=entry.model,
-                      tenant=entry.tenant, run_time_s=run_time)
+                      tenant=entry.tenant, run_time_s=run_time, fidelity=entry.fidelity)
         n += 1
 
 

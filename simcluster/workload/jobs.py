@@ -51,6 +51,7 @@ class JobSpec:
         tenant: owner (user, team or virtual cluster).
         run_time_s: uncontended run time on the requested GPUs, if the work is given in time.
         iterations: work in iterations, if given directly.
+        fidelity: this job's fidelity, or None for the scenario's.
     """
 
     id: int
@@ -60,3 +61,4 @@ class JobSpec:
     tenant: str = "default"
     run_time_s: float | None = None
     iterations: int | None = None
+    fidelity: str | None = None

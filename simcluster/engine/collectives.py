@@ -1,0 +1,194 @@
+"""Collectives as stages of flows on the fluid network (DESIGN.md "Collectives as flows").
+
+A collective is a short sequence of stages run one after another; a stage is a set of flows plus
+an α term per algorithm step (latency is counted once: the flows carry none). A pipelined ring
+moves at the pace of its slowest hop, so each ring (one per NCCL channel) is *one* flow that
+crosses every link of the ring at one rate. Traffic that stays inside one node never contends
+with other jobs (GPUs are not shared between jobs and the NVSwitch is non-blocking), so a
+collective on one node, and the intra-node stages of a hierarchical one, are priced by their α-β
+form instead of flows.
+
+>>> import simpy
+>>> from simcluster.hardware import node_spec
+>>> from simcluster.routing import Router
+>>> from simcluster.topology import gpu_cluster
+>>> from simcluster.engine.network import Flow, Network
+>>> topo = gpu_cluster(node_spec("H100-SXM"), nodes=2)
+>>> env = simpy.Environment()
+>>> net = Network(env, topo, Router(topo))
+>>> proc = env.process(run_collective(net, range(16), "all_reduce", 1e9, algo="ring"))
+>>> env.run()
+>>> round(proc.value.time_s * 1e3, 3)  # 2·15/16 · 1 GB / min(370, 8 × 48 GB/s) + 30 · 2.7 µs
+5.149
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from simcluster.engine.network import Flow, Network
+from simcluster.perf.collectives import algorithm_times
+from simcluster.perf.iteration import fabric_of
+from simcluster.perf.rings import group_by_host, pair_route, rail_route, ring_route
+
+__all__ = ["CollectivePlan", "CollectiveResult", "Stage", "execute", "plan_collective",
+           "rail_links", "ring_links", "run_collective"]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveResult:
+    """What one collective took: seconds, the algorithm, and how many flows it started."""
+
+    time_s: float
+    algorithm: str
+    flows: int
+
+
+def _links(net: Network, edges: list[tuple[str, str]]) -> list[int]:
+    index = net.link_index
+    return [index[e] for e in edges]
+
+
+def ring_links(net: Network, hosts: list[list[int]], channel: int,
+               key: str | None = None) -> list[int]:
+    """Link indices of ring ``channel`` (:func:`simcluster.perf.rings.ring_route`)."""
+    return _links(net, ring_route(net.topology, net.router, hosts, channel, key))
+
+
+def rail_links(net: Network, hosts: list[list[int]], rail: int,
+               key: str | None = None) -> list[int]:
+    """Link indices of one rail's inter-node ring (:func:`simcluster.perf.rings.rail_route`)."""
+    return _links(net, rail_route(net.topology, net.router, hosts, rail, key))
+
+
+def _edges(net: Network, a: int, b: int, key: str | None = None) -> list[int]:
+    return _links(net, list(pair_route(net.topology, net.router, a, b, key)))
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One stage: wait ``seconds`` (α terms, intra-node α-β), then run ``paths`` as flows of
+    ``nbytes`` each (all at once; the stage ends when the last one does)."""
+
+    seconds: float
+    paths: tuple[tuple[int, ...], ...] = ()
+    nbytes: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectivePlan:
+    """A collective prepared for one placement: reusable every iteration."""
+
+    op: str
+    algorithm: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def flows(self) -> int:
+        """Flows started per execution."""
+        return sum(len(s.paths) for s in self.stages)
+
+
+def plan_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
+                    algo: str = "auto", nvls: bool = False,
+                    key: str | None = None) -> CollectivePlan:
+    """Decide the algorithm and build the stages of ``op`` of ``nbytes`` over GPU indices.
+
+    Args:
+        net: the fluid network.
+        gpus: participating GPU indices (one rank each).
+        op: one of :data:`simcluster.perf.collectives.OPS` (send_recv: gpus[0] to gpus[1]).
+        nbytes: message size S as nccl-tests counts it (the buffer per rank).
+        algo: ``auto`` (fastest by the α-β model, as NCCL's tuner does by its own) or a name.
+        nvls: allow NVLink SHARP (in-switch reduction) inside a node.
+        key: ECMP key of the collective's connections (e.g. the job id); None uses each
+            GPU pair's default route. Connections persist, so the paths are fixed per plan.
+    """
+    gpus = list(gpus)
+    fabric = fabric_of(gpus, net.topology, net.router, net.efficiency)
+    times = algorithm_times(op, nbytes, fabric, nvls)
+    if algo == "auto":
+        algo = min(times, key=lambda a: (times[a], a))
+    if algo not in times:
+        raise ValueError(f"algorithm {algo!r} does not apply to {op} on these GPUs; "
+                         f"expected one of {', '.join(sorted(times))}")
+    p, hosts = len(gpus), group_by_host(gpus, net.topology)
+
+    def stage(seconds: float, paths: list[list[int]] = (), size: float = 0.0) -> Stage:
+        return Stage(seconds, tuple(tuple(x) for x in paths), size)
+
+    if p <= 1 or nbytes <= 0:
+        stages = ()
+    elif len(hosts) == 1:  # inside one node: α-β, no contention possible
+        stages = (stage(times[algo]),)
+    elif op == "send_recv":
+        stages = (stage(fabric.alpha_inter, [_edges(net, gpus[0], gpus[1])], nbytes),)
+    elif algo == "hierarchical":
+        g, big_n = fabric.gpus_per_node, fabric.nodes
+        intra = (g - 1) * fabric.alpha_intra + (g - 1) / g * nbytes / fabric.nvlink_bw
+        rails = [rail_links(net, hosts, r, key) for r in range(g)]
+        stages = (stage(intra),  # reduce-scatter inside each node
+                  stage(2 * (big_n - 1) * fabric.alpha_inter, rails,
+                        2 * (big_n - 1) / big_n * nbytes / g),
+                  stage(intra))  # all-gather inside each node
+    elif op == "all_to_all":
+        paths = []
+        for i, src in enumerate(hosts):
+            for j, dst in enumerate(hosts):
+                if i != j:
+                    paths += [_edges(net, src[r], dst[r % len(dst)],
+                                     None if key is None else f"{key}/a2a/{i}/{j}/{r}")
+                              for r in range(len(src))]
+        # each GPU sends S/p to each of the g ranks of every other node, over its own rail
+        stages = (stage((p - 1) * fabric.alpha, paths, nbytes / p * fabric.gpus_per_node),)
+    else:  # ring-shaped: all_reduce (ring, tree), reduce_scatter, all_gather, broadcast
+        c = fabric.channels
+        volume = {"all_reduce": 2 * (p - 1) / p, "reduce_scatter": (p - 1) / p,
+                  "all_gather": (p - 1) / p, "broadcast": 1.0}[op]
+        steps = {"all_reduce": 2 * (p - 1), "reduce_scatter": p - 1, "all_gather": p - 1,
+                 "broadcast": p - 1}[op]
+        if algo == "tree":
+            volume, steps = 2.0, 2 * math.ceil(math.log2(p))
+        rings = [ring_links(net, hosts, ch, key) for ch in range(c)]
+        stages = (stage(steps * fabric.alpha, rings, volume * nbytes / c),)
+    return CollectivePlan(op=op, algorithm=algo, stages=stages)
+
+
+def execute(net: Network, plan: CollectivePlan, tag: object = None,
+            active: set[Flow] | None = None) -> Generator[simpy.Event, object, float]:
+    """SimPy process body running ``plan``; returns its duration (s).
+
+    Flows in progress are kept in ``active`` (if given) so that an owner that is stopped can
+    end them.
+    """
+    env = net.env
+    start = env.now
+    for st in plan.stages:
+        if st.seconds > 0:
+            yield env.timeout(st.seconds)
+        if st.paths:
+            flows = [net.start(path, np.ones(len(path)), st.nbytes, tag=tag) for path in st.paths]
+            if active is not None:
+                active.update(flows)
+            yield env.all_of([f.done for f in flows])
+            if active is not None:
+                active.difference_update(flows)
+    return env.now - start
+
+
+def run_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
+                   algo: str = "auto", nvls: bool = False, tag: object = None
+                   ) -> Generator[simpy.Event, object, CollectiveResult]:
+    """SimPy process body: plan and run ``op`` of ``nbytes`` over GPU indices ``gpus`` once.
+
+    Returns:
+        A :class:`CollectiveResult` (the process's value).
+    """
+    plan = plan_collective(net, gpus, op, nbytes, algo, nvls)
+    seconds = yield from execute(net, plan, tag)
+    return CollectiveResult(time_s=seconds, algorithm=plan.algorithm, flows=plan.flows)

@@ -1,0 +1,245 @@
+"""How a running training job spends its time, at each fidelity (DESIGN.md "Fidelity levels").
+
+* ``duration``: a black box; each iteration takes a fixed time, whatever the placement.
+* ``coarse``: the perf model's iteration time for the placement; the job advances in segments
+  (to its next checkpoint), its inter-node traffic is one long-lived flow per ring, capped at its
+  average demand, and its iteration time is stretched by ``cap / rate`` of its most throttled
+  ring whenever the network gives less than it asks; checkpoints are written as flows to storage.
+* ``iteration``: every iteration's phases are events: a data loader reads each batch from storage
+  (flows) and preprocesses it on the job's CPU cores, a bounded prefetch buffer lets loading
+  overlap compute; compute; the gradient all-reduce as flows; checkpoints as flows.
+
+A stop (:class:`simpy.Interrupt`) ends the job's flows; iterations since the last durable
+checkpoint are lost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from simcluster.engine.collectives import (
+    CollectivePlan,
+    execute,
+    plan_collective,
+    rail_links,
+    ring_links,
+)
+from simcluster.engine.training import TrainingJob
+from simcluster.hardware import STORAGE
+from simcluster.perf.iteration import LOCAL_CHECKPOINT_DRIVE
+from simcluster.perf.rings import group_by_host
+
+if TYPE_CHECKING:
+    from simcluster.engine.network import Flow, Network
+
+__all__ = ["PREFETCH_BATCHES", "run_job"]
+
+# Batches a data loader may hold ready: PyTorch DataLoader's default prefetch_factor is 2 per
+# worker (torch.utils.data.DataLoader documentation).
+PREFETCH_BATCHES = 2
+
+End = Callable[[TrainingJob, bool], None]
+
+
+def run_job(sim: Any, job: TrainingJob, on_end: End) -> Generator[simpy.Event, Any, None]:
+    """The job's process body; ``on_end(job, finished)`` when it ends or is stopped."""
+    if job.fidelity == "iteration" and job.fixed_iteration_s is None:
+        body = _iterations(sim, job)
+    else:
+        body = _segments(sim, job)
+    try:
+        yield from body
+    except simpy.Interrupt as stop:
+        for flow in list(job.flows):
+            sim.network.stop(flow)
+        job.flows.clear()
+        partial = math.floor(job.in_segment + 1e-9)
+        job.executed += partial
+        if stop.cause == "preempt" and job.checkpoint_every and partial:
+            # a preemption checkpoints before the GPUs are released (the scheduler does not
+            # stop a job twice), so the work is kept
+            if job.fixed_iteration_s is None:
+                yield from _checkpoint(sim, job)
+            job.kept += partial
+        else:
+            job.lost += partial
+        on_end(job, False)
+        return
+    on_end(job, True)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def _checkpoint(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
+    """Write one checkpoint: each host sends its shard to a storage server, as flows."""
+    env, net = sim.env, sim.network
+    hosts = job.allocation.hosts
+    shard = job.model.checkpoint_bytes / len(hosts)
+    start = env.now
+    topo = net.topology
+    if not topo.storage:  # node-local NVMe drives
+        yield env.timeout(shard / STORAGE.get(LOCAL_CHECKPOINT_DRIVE).write_bandwidth)
+    else:
+        flows = [net.start(*_path_parts(net, topo.hosts[h], topo.storage[h % len(topo.storage)]),
+                           shard, tag=job.spec.id) for h in hosts]
+        job.flows.update(flows)
+        yield env.all_of([f.done for f in flows])
+        job.flows.difference_update(flows)
+    job.storage_wait_s += env.now - start
+
+
+def _path_parts(net: Network, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
+    links, coefs, _ = net.path(src, dst)
+    return links, coefs
+
+
+# --- duration and coarse -----------------------------------------------------------------------
+
+class _CoarseLoad:
+    """A coarse job's inter-node traffic: one capped stream per ring of its all-reduce."""
+
+    def __init__(self, sim: Any, job: TrainingJob) -> None:
+        self.job, self.net = job, sim.network
+        t = job.timing
+        gpus = job.allocation.gpus
+        hosts = group_by_host(gpus, sim.topology)
+        self.flows: list[Flow] = []
+        if len(hosts) < 2 or t.algorithm in ("none", "direct"):
+            return
+        p, size = len(gpus), job.model.gradient_bytes
+        if t.algorithm == "hierarchical":
+            g = min(len(h) for h in hosts)
+            paths = [rail_links(self.net, hosts, r, job.spec.id) for r in range(g)]
+            per_iteration = 2 * (len(hosts) - 1) / len(hosts) * size / g
+        else:
+            c = min(min(len(h) for h in hosts),
+                    min(sim.topology.host_specs[int(sim.topology.gpu_host[h[0]])].nics
+                        for h in hosts))
+            paths = [ring_links(self.net, hosts, ch, job.spec.id) for ch in range(c)]
+            volume = 2.0 if t.algorithm == "tree" else 2 * (p - 1) / p
+            per_iteration = volume * size / c
+        cap = per_iteration / t.iteration_s  # the average rate it needs to keep its pace
+        for path in paths:
+            flow = self.net.start(path, np.ones(len(path)), math.inf, cap=cap,
+                                  tag=job.spec.id, on_rate=self._changed)
+            self.flows.append(flow)
+
+    def _changed(self, _flow: Flow) -> None:
+        slow = 1.0
+        for f in self.flows:
+            if f.rate < f.cap * (1 - 1e-9):
+                slow = max(slow, f.cap / f.rate if f.rate > 0 else math.inf)
+        if slow != self.job.slowdown:
+            self.job.slowdown = slow
+            if self.job.wake is not None and not self.job.wake.triggered:
+                self.job.wake.succeed()
+
+    def stop(self) -> None:
+        for f in self.flows:
+            self.net.stop(f)
+        self.flows = []
+
+
+def _segments(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
+    env, t = sim.env, job.timing
+    coarse = job.fixed_iteration_s is None
+    load = _CoarseLoad(sim, job) if coarse else None
+    try:
+        while job.kept < job.iterations:
+            n = job.next_segment()
+            last = job.kept + n >= job.iterations
+            job.in_segment = 0.0
+            while n - job.in_segment > 1e-9:
+                mark, slow = env.now, job.slowdown
+                job.wake = env.event()
+                if not math.isfinite(slow):  # no bandwidth at all: wait for a change
+                    yield job.wake
+                    continue
+                timer = env.timeout((n - job.in_segment) * t.iteration_s * slow)
+                try:
+                    done = yield timer | job.wake
+                except simpy.Interrupt:
+                    job.in_segment += (env.now - mark) / (t.iteration_s * slow)
+                    raise
+                elapsed = env.now - mark
+                job.network_wait_s += elapsed * (1 - 1 / slow)
+                job.in_segment = n if timer in done else min(
+                    n, job.in_segment + elapsed / (t.iteration_s * slow))
+            job.wake = None
+            if coarse and not last and job.checkpoint_every:
+                yield from _checkpoint(sim, job)
+            job.executed += n
+            job.kept += n
+            job.in_segment = 0.0
+    finally:
+        job.wake = None
+        if load is not None:
+            load.stop()
+
+
+# --- iteration fidelity ------------------------------------------------------------------------
+
+def _loader(sim: Any, job: TrainingJob, ready: simpy.Store) -> Generator[simpy.Event, Any, None]:
+    """Read and preprocess batches ahead of the trainer, at most the store's capacity ahead."""
+    env, net, topo = sim.env, sim.network, sim.topology
+    alloc, model = job.allocation, job.model
+    hosts = alloc.hosts
+    per_gpu = model.samples_per_iteration / len(alloc.gpus)
+    samples = {h: per_gpu * sum(1 for g in alloc.gpus if int(topo.gpu_host[g]) == h)
+               for h in hosts}
+    try:
+        while True:
+            if topo.storage and model.bytes_per_sample > 0:
+                flows = [net.start(*_path_parts(net, topo.storage[h % len(topo.storage)],
+                                                topo.hosts[h]),
+                                   samples[h] * model.bytes_per_sample, tag=job.spec.id)
+                         for h in hosts]
+                job.flows.update(flows)
+                yield env.all_of([f.done for f in flows])
+                job.flows.difference_update(flows)
+            if model.cpu_s_per_sample > 0:
+                yield env.timeout(max(samples[h] * model.cpu_s_per_sample
+                                      / max(alloc.host_cpus[h], 1.0) for h in hosts))
+            yield ready.put(1)
+    except simpy.Interrupt:
+        return
+
+
+def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
+    env, net, t = sim.env, sim.network, job.timing
+    gpus = job.allocation.gpus
+    plan: CollectivePlan | None = None
+    if len(gpus) > 1:
+        plan = plan_collective(net, gpus, "all_reduce", job.model.gradient_bytes,
+                               algo=t.algorithm, key=str(job.spec.id))
+    ready = simpy.Store(env, capacity=PREFETCH_BATCHES)
+    loader = env.process(_loader(sim, job, ready))
+    try:
+        while job.kept < job.iterations:
+            n = job.next_segment()
+            last = job.kept + n >= job.iterations
+            job.in_segment = 0.0
+            for _ in range(n):
+                waited = env.now
+                yield ready.get()
+                job.storage_wait_s += env.now - waited
+                yield env.timeout(t.compute_s)
+                if plan is not None:
+                    began = env.now
+                    yield from execute(net, plan, tag=job.spec.id, active=job.flows)
+                    alone = t.iteration_s - t.compute_s
+                    job.network_wait_s += max(0.0, env.now - began - alone)
+                job.in_segment += 1
+            if not last and job.checkpoint_every:
+                yield from _checkpoint(sim, job)
+            job.executed += n
+            job.kept += n
+            job.in_segment = 0.0
+    finally:
+        if loader.is_alive:
+            loader.interrupt()

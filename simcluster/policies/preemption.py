@@ -1,0 +1,130 @@
+"""Preemption decisions shared by the preemptive queue policies (pure functions over a view).
+
+The rule is Tiresias' (Gu et al., NSDI'19): rank every job, running or pending, by the policy's
+key; walk them best first, giving each the GPUs it needs while the cluster has them (the *ideal
+set*). A running job outside the ideal set is stopped only when a pending job inside it needs its
+GPUs, may preempt it, and fits once the victims are gone. GPUs are counted (whole-GPU
+equivalents per GPU type), not placed: placement runs afterwards on the freed GPUs.
+
+>>> from simcluster.policies.view import StaticJob, StaticView
+>>> running = [StaticJob(1, size=4, remaining=500.0, gpus=(0, 1, 2, 3), run_start_s=0.0)]
+>>> pending = [StaticJob(2, size=4, remaining=100.0)]
+>>> view = StaticView([4], gpu_free=[0, 0, 0, 0], running=running, pending=pending, now=10.0)
+>>> ideal_set_victims(view, key=lambda j: j.remaining_s)
+[1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from simcluster.policies.view import ClusterView, JobView
+
+__all__ = ["ideal_set_victims", "lease_expiry", "preemptible"]
+
+_EPS = 1e-9
+
+
+def preemptible(job: JobView, now: float, min_run_s: float) -> bool:
+    """True once a running job has run ``min_run_s`` since its current start."""
+    return job.run_start_s is not None and now - job.run_start_s >= min_run_s - _EPS
+
+
+def lease_expiry(view: ClusterView, min_run_s: float) -> float | None:
+    """The next time a running job becomes preemptible, if a job is waiting (else None)."""
+    if min_run_s <= 0 or not view.jobs_pending:
+        return None
+    now = view.now
+    times = [j.run_start_s + min_run_s for j in view.jobs_running
+             if j.run_start_s is not None and j.run_start_s + min_run_s > now + _EPS]
+    return min(times) if times else None
+
+
+class _Pool:
+    """GPU-equivalents per GPU type, drawn by requests that may name a type or not."""
+
+    def __init__(self, counts: dict[str, float]) -> None:
+        self.counts = counts
+
+    def take(self, need: float, gpu_type: str | None, commit: bool = True) -> bool:
+        if gpu_type is not None:
+            if self.counts.get(gpu_type, 0.0) + _EPS < need:
+                return False
+            if commit:
+                self.counts[gpu_type] -= need
+            return True
+        if sum(self.counts.values()) + _EPS < need:
+            return False
+        if commit:
+            for t in sorted(self.counts, key=lambda t: -self.counts[t]):
+                got = min(need, self.counts[t])
+                self.counts[t] -= got
+                need -= got
+                if need <= _EPS:
+                    break
+        return True
+
+    def give(self, job: JobView, types: tuple[str, ...]) -> None:
+        share = job.request.gpus / max(1, len(job.gpus))
+        for g in job.gpus:
+            self.counts[types[g]] = self.counts.get(types[g], 0.0) + share
+
+
+def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_s: float = 0.0,
+                      may_preempt: Callable[[JobView, JobView], bool] | None = None) -> list[int]:
+    """Running jobs to stop so that better-ranked pending jobs can run.
+
+    Args:
+        view: the cluster, with its running and pending jobs.
+        key: rank of a job (smaller = more deserving), applied to running and pending jobs alike.
+        min_run_s: running jobs younger than this are never stopped.
+        may_preempt: ``may_preempt(pending, running)``, an extra condition (default: always).
+
+    Returns:
+        Ids of the running jobs to stop, worst ranked first.
+    """
+    pending = list(view.jobs_pending)
+    if not pending:
+        return []
+    now, types = view.now, view.gpu_types
+    total: dict[str, float] = {}
+    for t in types:
+        total[t] = total.get(t, 0.0) + 1.0
+    held, fixed = _Pool(dict.fromkeys(total, 0.0)), _Pool(dict.fromkeys(total, 0.0))
+    candidates: list[JobView] = []
+    for r in view.jobs_running:
+        held.give(r, types)
+        if preemptible(r, now, min_run_s):
+            candidates.append(r)
+        else:
+            fixed.give(r, types)
+    free = _Pool({t: total[t] - held.counts[t] for t in total})
+    budget = _Pool({t: total[t] - fixed.counts[t] for t in total})
+    keep: set[int] = set()
+    chosen: list[JobView] = []
+    for job in sorted([*candidates, *pending], key=key):
+        if budget.take(job.request.gpus, job.request.gpu_type):
+            if job.run_start_s is not None:
+                keep.add(job.id)
+            else:
+                chosen.append(job)
+    spare = sorted((r for r in candidates if r.id not in keep), key=key, reverse=True)
+    victims: list[int] = []
+    for p in chosen:
+        need, gpu_type = p.request.gpus, p.request.gpu_type
+        if free.take(need, gpu_type):
+            continue
+        usable = [r for r in spare if r.id not in victims
+                  and (may_preempt is None or may_preempt(p, r))
+                  and (gpu_type is None or all(types[g] == gpu_type for g in r.gpus))]
+        picked: list[JobView] = []
+        for r in usable:
+            picked.append(r)
+            free.give(r, types)
+            if free.take(need, gpu_type, commit=False):
+                break
+        if not free.take(need, gpu_type):
+            break  # even all eligible victims are not enough: stop nobody for it
+        victims.extend(r.id for r in picked)
+    return victims

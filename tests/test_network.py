@@ -1,0 +1,208 @@
+"""The flow-level network and collectives against closed forms (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import simpy
+from scipy import stats
+
+from simcluster.engine.collectives import run_collective
+from simcluster.engine.network import Network
+from simcluster.hardware import NVLS_EFFICIENCY, node_spec
+from simcluster.perf.collectives import busbw
+from simcluster.rng import Streams
+from simcluster.routing import Router
+from simcluster.topology import gpu_cluster
+
+NDR = 50e9 * 0.96      # one rail: NDR line rate × InfiniBand efficiency (hardware.py)
+NVLINK = 370e9         # H100 NVLink4, NCCL's achieved rate
+A = "rack0/node0/gpu0"
+B = "rack0/node1/gpu0"
+HOP = 2.7e-6           # GPU->NIC->leaf->NIC->GPU: NCCL's NET ring step (hardware.py)
+
+
+def network(nodes=2, **kw):
+    topo = gpu_cluster(node_spec("H100-SXM"), nodes=nodes, **kw)
+    env = simpy.Environment()
+    return env, Network(env, topo, Router(topo))
+
+
+def finish_times(env, events):
+    times = {}
+    for i, ev in enumerate(events):
+        ev.callbacks.append(lambda _e, i=i: times.__setitem__(i, env.now))
+    env.run()
+    return [times[i] for i in range(len(events))]
+
+
+def test_one_flow_alone_takes_size_over_bandwidth_plus_latency():
+    env, net = network()
+    [t] = finish_times(env, [net.transfer(A, B, 1e9)])
+    assert t == pytest.approx(1e9 / NDR + HOP, rel=1e-12)
+
+
+def test_n_equal_flows_share_a_link_equally_and_conserve_bytes():
+    env, net = network()
+    times = finish_times(env, [net.transfer(A, B, 1e9) for _ in range(4)])
+    assert times == pytest.approx([4e9 / NDR + HOP] * 4, rel=1e-9)
+    # every byte crossed each link of the route exactly once
+    links, _, _ = net.path(A, B)
+    assert net.bytes[links] == pytest.approx(np.full(len(links), 4e9))
+    assert net.solves == 1  # four starts at one timestamp: one solve; one coalesced completion
+
+
+def test_a_short_flow_leaves_and_the_long_one_speeds_up():
+    env, net = network()
+    short, long_ = net.transfer(A, B, 1e9), net.transfer(A, B, 3e9)
+    t_short, t_long = finish_times(env, [short, long_])
+    assert t_short == pytest.approx(2e9 / NDR + HOP)          # half the rate until it is done
+    assert t_long == pytest.approx(4e9 / NDR + HOP)           # then the whole link
+
+
+def test_storage_disk_is_one_constraint_for_reads_and_writes():
+    # 4 hosts each write 10 GB to and read 10 GB from one server: 8 flows, each well under its
+    # NICs' rate, so the disk binds: 4x/W + 4x/R = 1 at a common rate x
+    env, net = network(nodes=4)
+    disk = net.topology.graph.nodes["storage0"]
+    x = 1 / (4 / disk["write_bandwidth"] + 4 / disk["read_bandwidth"])
+    events, latency = [], []
+    for h in range(4):
+        host = f"rack0/node{h}"
+        events += [net.transfer(host, "storage0", 10e9), net.transfer("storage0", host, 10e9)]
+        latency += [net.path(host, "storage0")[2], net.path("storage0", host)[2]]
+    times = finish_times(env, events)
+    assert times == pytest.approx([10e9 / x + lat for lat in latency], rel=1e-9)
+
+
+def test_processor_sharing_on_one_link_matches_mg1_ps():
+    """Poisson flow arrivals on one bottleneck: E[T] = E[S]/(1-ρ) for any size distribution
+    (M/G/1-PS). Sizes are lognormal (σ = 1): the insensitivity is part of what is tested. Each of
+    R replications gives one mean of T/(size/C); their 99% t-interval must contain 1/(1-ρ)."""
+    rho, n, reps = 0.5, 4000, 6
+    mean_size = 48e6                         # 1 ms alone on one rail
+    def one_run(rep):
+        env, net = network()
+        rng = Streams(rep).get("flows")
+        ratios = []
+
+        def source():
+            for _ in range(n):
+                yield env.timeout(rng.exponential(1e-3 / rho))
+                size = mean_size * math.exp(rng.normal(-0.5, 1.0))
+                start = env.now
+                done = net.transfer(A, B, size)
+                done.callbacks.append(lambda _e, s=size, t0=start:
+                                      ratios.append((env.now - t0 - HOP) / (s / NDR)))
+
+        env.process(source())
+        env.run()
+        return np.mean(ratios[500:])
+
+    means = [one_run(rep) for rep in range(reps)]
+    mean = np.mean(means)
+    half = stats.t.ppf(0.995, reps - 1) * np.std(means, ddof=1) / math.sqrt(reps)
+    assert half < 0.1 * 2.0
+    assert abs(mean - 1 / (1 - rho)) <= half, f"{mean:.3f} ± {half:.3f} vs 2"
+
+
+def run(net, gpus, op, size, **kw):
+    proc = net.env.process(run_collective(net, gpus, op, size, **kw))
+    net.env.run()
+    return proc.value
+
+
+@pytest.mark.parametrize("size", [1e6, 1e9])
+def test_ring_allreduce_matches_alpha_beta(size):
+    env, net = network()
+    result = run(net, range(16), "all_reduce", size, algo="ring")
+    expected = 2 * 15 / 16 * size / min(NVLINK, 8 * NDR) + 2 * 15 * HOP
+    assert result.time_s == pytest.approx(expected, rel=0.01)
+    assert result.flows == 8  # one flow per channel (rail)
+
+
+def test_reduce_scatter_all_gather_and_tree_match_alpha_beta():
+    size = 1e9
+    for op in ("reduce_scatter", "all_gather"):
+        env, net = network()
+        t = run(net, range(16), op, size).time_s
+        assert t == pytest.approx(15 / 16 * size / min(NVLINK, 8 * NDR) + 15 * HOP, rel=0.01)
+    env, net = network()
+    t = run(net, range(16), "all_reduce", size, algo="tree").time_s
+    assert t == pytest.approx(2 * size / min(NVLINK, 8 * NDR) + 2 * 4 * HOP, rel=0.01)
+
+
+def test_all_to_all_matches_alpha_beta():
+    env, net = network()
+    size = 1e9
+    t = run(net, range(16), "all_to_all", size).time_s
+    # each GPU sends S/16 to each of the 8 GPUs of the other node over its own rail
+    assert t == pytest.approx(8 * size / 16 / NDR + 15 * HOP, rel=0.01)
+
+
+def test_single_node_is_alpha_beta_on_nvlink_and_nvls_exceeds_it():
+    env, net = network(nodes=1)
+    size = 2**30
+    ring = run(net, range(8), "all_reduce", size)
+    assert ring.time_s == pytest.approx(2 * 7 / 8 * size / NVLINK + 14 * 0.6e-6, rel=1e-9)
+    env, net = network(nodes=1)
+    nvls = run(net, range(8), "all_reduce", size, nvls=True)
+    assert nvls.algorithm == "nvls"
+    # NVLink SHARP: busbw above the link rate, ~480 GB/s on 8 H100 (NVIDIA/nccl-tests#212)
+    assert busbw("all_reduce", 8, size, nvls.time_s) == pytest.approx(
+        1.75 * NVLS_EFFICIENCY * 450e9, rel=0.01)
+    assert busbw("all_reduce", 8, size, nvls.time_s) > NVLINK
+
+
+@pytest.mark.parametrize("op", ["all_reduce", "reduce_scatter", "all_gather", "broadcast"])
+@pytest.mark.parametrize("nodes", [1, 2, 4])
+def test_busbw_never_exceeds_the_bottleneck_without_nvls(op, nodes):
+    env, net = network(nodes=nodes)
+    gpus = range(8 * nodes)
+    for size in (2**20, 2**28):
+        t = run(net, gpus, op, size).time_s
+        limit = NVLINK if nodes == 1 else min(NVLINK, 8 * NDR)
+        assert busbw(op, len(gpus), size, t) <= limit * (1 + 1e-9)
+
+
+def test_two_jobs_whose_rings_share_one_link_each_see_half_of_it():
+    # a fat-tree where each leaf has a single uplink (oversubscription 8): nodes 0 and 1 in two
+    # racks; job A holds GPUs 0-3 of both nodes, job B GPUs 4-7. Every ring hop between the
+    # nodes crosses the two leaf uplinks, so A's 4 rings alone share C = 48 GB/s, and with B
+    # running at the same time the 8 rings share it.
+    def setup():
+        return network(nodes=2, fabric="fat_tree", nodes_per_rack=1, oversubscription=8.0)
+
+    a, b = [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]
+    size = 1e9
+    alpha = 2 * 7 * 4.5e-6       # 2(p-1) steps; via a spine: 2.7 µs + 2 × 0.9 µs
+
+    env, net = setup()
+    alone = run(net, a, "all_reduce", size, algo="ring").time_s
+    assert alone == pytest.approx(2 * 7 / 8 * size / NDR + alpha, rel=0.01)
+
+    env, net = setup()
+    pa = env.process(run_collective(net, a, "all_reduce", size, algo="ring"))
+    pb = env.process(run_collective(net, b, "all_reduce", size, algo="ring"))
+    env.run()
+    for p in (pa, pb):
+        assert p.value.time_s == pytest.approx(2 * 7 / 8 * size / (NDR / 2) + alpha, rel=0.01)
+
+
+def test_ecmp_spreads_flows_deterministically():
+    topo = gpu_cluster(node_spec("H100-SXM"), nodes=4, nodes_per_rack=2)
+    src, dst = "rack0/node0/gpu0", "rack1/node0/gpu0"
+    r1, r2 = Router(topo, seed=5), Router(topo, seed=5)
+    options = r1.paths(src, dst)
+    assert len(options) > 1                       # several spines: equal-cost paths
+    chosen = [r1.ecmp(src, dst, f"flow{i}") for i in range(200)]
+    assert chosen == [r2.ecmp(src, dst, f"flow{i}") for i in range(200)]
+    counts = np.array([chosen.count(p) for p in options])
+    # 200 flows over k paths: each count is Binomial(200, 1/k); 5 sd covers any fair hash
+    k = len(options)
+    sd = math.sqrt(200 * (1 / k) * (1 - 1 / k))
+    assert (np.abs(counts - 200 / k) < 5 * sd).all() and (counts > 0).all()
+    other = [Router(topo, seed=6).ecmp(src, dst, f"flow{i}") for i in range(200)]
+    assert other != chosen                        # the seed matters

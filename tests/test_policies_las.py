@@ -1,0 +1,70 @@
+"""Least attained service (Tiresias): queues, preemption, starvation, timers."""
+
+from __future__ import annotations
+
+import pytest
+
+import simcluster
+from simcluster.policies.queue_las import Las
+from simcluster.policies.view import StaticJob, StaticView
+
+from .policy_helpers import heavy_tailed
+
+
+@pytest.mark.parametrize(("attained", "queue"), [
+    (0.0, 0), (99.9, 0), (100.0, 1), (999.0, 1), (1000.0, 2), (1e9, 2)])
+def test_queue_bands(attained, queue):
+    assert Las(thresholds=[100.0, 1000.0]).queue(StaticJob(1, attained_gpu_s=attained)) == queue
+
+
+def test_bad_thresholds():
+    with pytest.raises(TypeError):
+        Las(thresholds=[10.0, 5.0])
+
+
+def test_fifo_inside_a_queue_and_better_queues_first():
+    las = Las(thresholds=[100.0])
+    jobs = [StaticJob(1, submit_s=0.0, attained_gpu_s=500.0),
+            StaticJob(2, submit_s=5.0), StaticJob(3, submit_s=3.0)]
+    assert [j.id for j in sorted(jobs, key=las.key)] == [3, 2, 1]
+
+
+def view_with(pending, running_attained=500.0, now=1000.0, start=0.0):
+    run = StaticJob(1, size=8, gpus=tuple(range(8)), run_start_s=start,
+                    attained_gpu_s=running_attained, executed_s=now - start)
+    return StaticView([8], gpu_free=[0] * 8, running=[run], pending=pending, now=now)
+
+
+def test_new_job_preempts_a_demoted_one_but_not_a_peer():
+    las = Las(thresholds=[100.0], starvation_factor=0)
+    assert las.preempt(view_with([StaticJob(2, submit_s=900.0)])) == [1]
+    assert las.preempt(view_with([StaticJob(2, submit_s=900.0)], running_attained=50.0)) == []
+
+
+def test_threshold_crossing_is_a_timer():
+    las = Las(thresholds=[100.0, 1000.0], starvation_factor=0)
+    view = view_with([StaticJob(2, attained_gpu_s=5000.0)], running_attained=200.0)
+    # the running 8-GPU job reaches 1000 GPU-s after (1000 - 200) / 8 = 100 s more
+    assert las.next_event(view) == pytest.approx(1100.0)
+    assert las.next_event(view_with([])) is None  # nobody waits: no timer
+
+
+def test_starving_job_is_promoted_to_queue_zero():
+    las = Las(thresholds=[100.0], starvation_factor=2.0)
+    starving = StaticJob(2, submit_s=0.0, attained_gpu_s=400.0, executed_s=50.0,
+                         queued_since_s=880.0)
+    view = view_with([starving], running_attained=150.0, now=950.0)
+    assert las.next_event(view) == pytest.approx(980.0)  # 880 + 2 × 50
+    assert las.preempt(view) == []
+    later = view_with([starving], running_attained=150.0, now=980.0)
+    assert las.preempt(later) == [1]
+    assert las.queue(starving) == 0 and las.attained(starving) == 0.0
+
+
+def test_las_runs_are_event_driven_and_finish_everything():
+    result = simcluster.run(heavy_tailed("las", {"thresholds": [600.0, 6000.0]}, n=120),
+                            check=True)
+    jobs = result.jobs
+    assert (jobs["state"] == "completed").all()
+    assert (jobs["iterations_done"] == jobs["iterations"]).all()
+    assert result.summary()["preemptions"] > 0
