@@ -63,8 +63,9 @@ def _experiment_commands(scenario_command) -> None:
                        help="runs per point; replication i uses the same seed everywhere")
         p.add_argument("--seed", type=int, help="root seed of the replications")
         p.add_argument("--out", type=Path, help="results directory (rerun to resume)")
-        p.add_argument("--backend", choices=BACKENDS, default="local",
-                       help="local process pool (default), serial, or dask")
+        p.add_argument("--backend", choices=BACKENDS,
+                       help="local process pool (default), serial, or dask (a local Dask "
+                            "cluster, or the one at --scheduler)")
         p.add_argument("--workers", type=int, help="worker processes (default: cores)")
         p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address")
 

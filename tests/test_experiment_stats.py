@@ -104,3 +104,18 @@ def test_interval_table_groups_and_skips_failed_runs():
     assert table["n"].tolist() == [2, 2]
     assert table["mean"].tolist() == [2.0, 5.0]
     assert table["half_width"].iloc[1] == 0.0
+
+
+def test_steady_state_of_one_simulated_run_covers_erlang_c():
+    import simcluster
+    from simcluster.experiment.replicate import steady_state
+
+    from .conftest import queue_scenario
+    from .test_queueing import mmc_wq
+
+    results = simcluster.run(queue_scenario(2, 0.5, 3000), seed=4)
+    estimate = steady_state(results, "wait_s", batches=10, level=0.99)
+    assert estimate.observations == 3000 and 0 <= estimate.deleted <= 1500
+    assert mmc_wq(2, 1.0) in estimate.interval, estimate
+    with pytest.raises(simcluster.UserError, match="wait_z"):
+        steady_state(results, "wait_z")

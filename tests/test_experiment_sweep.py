@@ -74,6 +74,21 @@ def test_dask_and_any_worker_count_give_bit_identical_results(tmp_path):
             distributed.Client(cluster) as client:
         dask = simcluster.sweep(scenario, GRID, replications=2, executor=client,
                                 out=tmp_path / "dask")
+        # the command line, on the same cluster by its loopback address
+        toml = tmp_path / "mm2.toml"
+        toml.write_text(
+            '[run]\nfidelity = "duration"\n'
+            '[cluster]\nnodes = 1\ngpus_per_node = 2\nstorage = { servers = 0 }\n'
+            '[workload]\narrivals = { kind = "poisson", rate = 1.4 }\ncount = 100\n'
+            'checkpoint_interval = 0\n'
+            '[[workload.mix]]\nmodel = "mlp"\ngpus = 1\n'
+            'run_time = { kind = "exponential", mean = 1.0 }\n'
+            '[policy]\nqueue = "fifo"\nplacement = "first_fit"\n')
+        assert main(["sweep", str(toml), "--grid", "cluster.gpus_per_node=2,3", "--grid",
+                     "policy.placement=first_fit,pack", "--replications", "2", "--scheduler",
+                     cluster.scheduler_address, "--out", str(tmp_path / "cli")]) == 0
+    cli = simcluster.load_results(tmp_path / "cli")
+    pd.testing.assert_frame_equal(serial.runs, cli, check_exact=True)
     for other in (local, threads, dask):
         pd.testing.assert_frame_equal(serial.runs, other.runs, check_exact=True)
         pd.testing.assert_frame_equal(serial.summary(), other.summary(), check_exact=True)
@@ -174,6 +189,9 @@ def test_cli_sweep_prints_intervals_and_stores_runs(tmp_path, capsys):
     assert main(["sweep", str(QUICKSTART), "--grid", "cluster.nodez=4", "--backend",
                  "serial"]) == 2
     assert "did you mean 'nodes'" in capsys.readouterr().err
+    assert main(["sweep", str(QUICKSTART), "--backend", "local", "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    assert "needs the dask backend" in capsys.readouterr().err
 
 
 def test_killed_cli_sweep_resumes_with_only_the_missing_runs(tmp_path):

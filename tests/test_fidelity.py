@@ -7,7 +7,7 @@ import pytest
 
 import simcluster
 from simcluster.perf.models import MODELS, ModelSpec
-from simcluster.policies.placement import PLACEMENT_POLICIES
+from simcluster.policies.placement import PLACEMENT_POLICIES, FirstFit
 
 # A communication-heavy model for contention tests: 1e9 parameters (a 2 GB BF16 gradient) and
 # almost no FLOP, so its iteration is mostly all-reduce.
@@ -22,9 +22,12 @@ HALVES = "test-half-per-node"
 if HALVES not in PLACEMENT_POLICIES:
     @PLACEMENT_POLICIES.register(HALVES)
     class HalfPerNode:
-        """Half of a job's GPUs on host 0, half on host 1 (the lowest idle ones)."""
+        """Half of a job's GPUs on host 0, half on host 1 (the lowest idle ones); first fit for
+        requests that cannot be halved (other tests run every registered placement)."""
 
         def place(self, request, view):
+            if request.fractional or request.whole % 2:
+                return FirstFit().place(request, view)
             half = request.whole // 2
             idle = np.flatnonzero(view.gpu_free == 1.0)
             picks = [idle[view.gpu_host[idle] == h][:half] for h in (0, 1)]

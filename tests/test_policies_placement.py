@@ -75,8 +75,13 @@ def test_topology_aware_in_a_run_is_not_slower_than_first_fit():
     assert ta["run_s"].iloc[1] <= ff["run_s"].iloc[1] * (1 + 1e-9)
 
 
+PACKAGE_PLACEMENTS = ["first_fit", "pack", "best_fit", "spread", "random", "topology_aware",
+                      "gpu_milli", "fgd"]
+
+
 def test_all_placements_run_with_checks():
-    for name in PLACEMENT_POLICIES.names():
+    assert set(PACKAGE_PLACEMENTS) <= set(PLACEMENT_POLICIES.names())
+    for name in PACKAGE_PLACEMENTS:  # (other tests may register more, e.g. the README's)
         scenario = simcluster.scenario_from_dict({
             "run": {"fidelity": "duration"},
             "cluster": {"nodes": 2, "storage": {"servers": 0}},

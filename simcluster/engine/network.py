@@ -36,6 +36,7 @@ __all__ = ["Flow", "Network"]
 
 _TOL = 1e-9  # relative tolerance for coalescing completions
 _DENSE_CELLS = 4096  # components up to this many flow x link cells use the dense solver
+_SEARCH_LIMIT = 256  # above this many flows, solve them all instead of searching a component
 
 
 class Flow:
@@ -199,7 +200,13 @@ class Network:
             self.env.timeout(0).callbacks.append(self._solve_now)
 
     def _component(self) -> list[Flow]:
-        """Flows connected to the dirty constraints through shared constraints."""
+        """Flows connected to the dirty constraints through shared constraints.
+
+        With more than :data:`_SEARCH_LIMIT` flows in the network the search would cost as much
+        as solving them all, so every flow is solved.
+        """
+        if len(self._flows) > _SEARCH_LIMIT:
+            return list(self._flows.values())
         seen_links = {link for link in self._dirty_links if link >= 0}
         flows: set[int] = {-1 - link for link in self._dirty_links if link < 0}
         frontier = list(seen_links)
@@ -216,15 +223,25 @@ class Network:
         return [self._flows[f] for f in sorted(flows) if f in self._flows]
 
     def _advance(self, flows: Sequence[Flow]) -> None:
+        """Move every flow's bytes on to now at its current rate."""
         now = self.env.now
+        moving = []
         for f in flows:
             dt = now - f.updated
             if dt > 0 and f.rate > 0:
                 moved = min(f.rate * dt, f.remaining)
                 f.remaining -= moved
                 f.sent += moved
-                self._carry(f, moved)
+                moving.append((f, moved))
             f.updated = now
+        if len(moving) == 1:
+            self._carry(*moving[0])
+        elif moving:  # one scatter-add for all of them
+            links = np.concatenate([f.links for f, _ in moving])
+            coefs = np.concatenate([f.coefs for f, _ in moving])
+            moved = np.repeat([m for _, m in moving], [len(f.links) for f, _ in moving])
+            np.add.at(self.bytes, links, moved)
+            np.add.at(self.load, links, moved * coefs)
 
     def _solve_now(self, _event: object = None) -> None:
         self._solve_pending = False
@@ -234,24 +251,18 @@ class Network:
             return
         self.solves += 1
         self._advance(flows)
-        local: dict[int, int] = {}
-        rows, cols, vals = [], [], []
-        for i, f in enumerate(flows):
-            for link, coef in zip(f.links.tolist(), f.coefs.tolist(), strict=True):
-                j = local.setdefault(link, len(local))
-                rows.append(i)
-                cols.append(j)
-                vals.append(coef)
-        order = np.empty(len(local), dtype=np.intp)
-        for link, j in local.items():
-            order[j] = link
+        lengths = [len(f.links) for f in flows]
+        links = np.concatenate([f.links for f in flows])
+        vals = np.concatenate([f.coefs for f in flows])
+        rows = np.repeat(np.arange(len(flows)), lengths)
+        order, cols = np.unique(links, return_inverse=True)  # constraints in use, renumbered
         caps = np.array([f.cap for f in flows])
-        if len(flows) * len(local) <= _DENSE_CELLS:
-            incidence = np.zeros((len(flows), len(local)))
+        if len(flows) * len(order) <= _DENSE_CELLS:
+            incidence = np.zeros((len(flows), len(order)))
             incidence[rows, cols] = vals
             rates = maxmin_dense(incidence, self.capacity[order], caps)
         else:
-            incidence = sp.csr_matrix((vals, (rows, cols)), shape=(len(flows), len(local)))
+            incidence = sp.csr_matrix((vals, (rows, cols)), shape=(len(flows), len(order)))
             rates = self._solve(incidence, self.capacity[order], caps)
         now = self.env.now
         for f, rate in zip(flows, rates.tolist(), strict=True):

@@ -202,6 +202,7 @@ class Scheduler:
                 self._rekey()
         for entry in waiting:
             heapq.heappush(self._pending, entry)
+        self.update_fragmentation()
         self.sim.note_state()
         self._arm_timer()
 
@@ -224,9 +225,9 @@ class Scheduler:
             self._request_pass()
 
     def update_fragmentation(self) -> float:
-        """Free GPUs that no queued job can use now (recomputed by the simulation's state
-        records)."""
-        if not self._pending:
+        """Free GPUs that no queued job can use now (recomputed after every pass; the state
+        records show the value of the last pass)."""
+        if not self._pending or self.sim.cluster.free_gpus < _EPS:
             self.fragmented = 0.0
         else:
             requests = list({e[2].request for e in self._pending})

@@ -152,7 +152,7 @@ class Simulation:
             s.computing = 0.0  # drop float residue when the cluster empties
         self.recorder.utilization(self.env.now, self.cluster.allocated,
                                   s.computing if s else 0.0, running, s.queued if s else 0,
-                                  s.update_fragmentation() if s else 0.0)
+                                  s.fragmented if s else 0.0)
         if self.check:
             self.cluster.check()
 

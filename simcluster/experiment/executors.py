@@ -77,7 +77,10 @@ def open_executor(executor: Any = None, workers: int | None = None,
     """
     if workers is not None and workers < 1:
         raise UserError(f"--workers {workers}: expected a positive number of workers")
-    if scheduler is not None and executor in (None, "dask"):
+    if scheduler is not None:
+        if executor not in (None, "dask"):
+            raise UserError(f"--scheduler {scheduler}: a scheduler address needs the dask "
+                            f"backend, not {executor!r}")
         executor = "dask"
     if executor is None:
         executor = "local"
