@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     p_run = scenario_command("run", "run a scenario and print its summary")
-    p_run.add_argument("--seed", type=int, help="root seed (default: run.seed of the scenario)")
+    p_run.add_argument("--seed", type=_seed, help="root seed (default: run.seed of the scenario)")
     p_run.add_argument("--out", type=Path, help="write summary.json, jobs.csv, utilization.csv "
                                                 "and scenario.resolved.json to this directory")
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -61,7 +61,7 @@ def _experiment_commands(scenario_command) -> None:
     def backend_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--replications", type=int, default=5, metavar="N",
                        help="runs per point; replication i uses the same seed everywhere")
-        p.add_argument("--seed", type=int, help="root seed of the replications")
+        p.add_argument("--seed", type=_seed, help="root seed of the replications")
         p.add_argument("--out", type=Path, help="results directory (rerun to resume)")
         p.add_argument("--backend", choices=BACKENDS,
                        help="local process pool (default), serial, or dask (a local Dask "
@@ -131,6 +131,17 @@ def _cmd_collective(args: argparse.Namespace) -> int:
         print(f"{r.size_bytes:>15} {r.time_s * 1e6:>12.2f} {r.algbw_GBps:>13.2f} "
               f"{r.busbw_GBps:>13.2f}  {r.algorithm}")
     return 0
+
+
+def _seed(text: str) -> int:
+    """A root seed: a non-negative integer (argparse reports anything else, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
 
 
 def _format_value(name: str, value: float) -> str:

@@ -96,7 +96,7 @@ class RunConfig(_Model):
     """
 
     seed: int = Field(1, ge=0)
-    horizon: Time | None = None
+    horizon: Annotated[float, _quantity("time"), Field(gt=0)] | None = None
     fidelity: Literal["duration", "coarse", "iteration"] = "coarse"
     dtype: Literal["bf16", "fp16", "fp8", "tf32"] = "bf16"
     warmup: Time = 0.0
@@ -165,7 +165,7 @@ class Constant(_Model):
     """A fixed value."""
 
     kind: Literal["constant"] = "constant"
-    value: Annotated[float, _quantity("time")]
+    value: Annotated[float, _quantity("time"), Field(ge=0)]
 
 
 class Exponential(_Model):
@@ -201,7 +201,7 @@ class Choice(_Model):
     """An empirical distribution: one of ``values`` with ``weights`` (uniform if omitted)."""
 
     kind: Literal["choice"] = "choice"
-    values: list[Annotated[float, _quantity("time")]] = Field(min_length=1)
+    values: list[Annotated[float, _quantity("time"), Field(ge=0)]] = Field(min_length=1)
     weights: list[Annotated[float, Field(ge=0)]] | None = None
 
     @model_validator(mode="after")

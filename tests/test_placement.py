@@ -69,3 +69,22 @@ def test_registries():
     assert {"first_fit", "pack"} <= set(PLACEMENT_POLICIES.names())
     assert "fifo" in QUEUE_POLICIES
     assert np.all(StaticView([1]).gpu_type_mask(None))
+
+
+def test_allocation_rejects_duplicate_and_foreign_gpus():
+    from simcluster.engine.cluster import AllocationError, ClusterState
+    from simcluster.hardware import node_spec
+    from simcluster.topology import gpu_cluster
+
+    state = ClusterState(gpu_cluster(node_spec("H100-SXM"), nodes=1))
+    for bad in [(0, 0), (0, -1), (0, 8)]:
+        with pytest.raises(AllocationError):
+            state.allocate(Request(2), bad)
+    held = state.allocate(Request(2), (0, 1))
+    with pytest.raises(AllocationError):
+        state.allocate(Request(1), (1,))          # already taken
+    state.release(held)
+    with pytest.raises(AllocationError):
+        state.release(held)                       # released twice: frees more than was taken
+    state.check()
+    assert state.allocated == 0.0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.engine.simulation import Simulation
+from simcluster.errors import UserError
 from simcluster.hardware import GPUS, NICS, STORAGE
 from simcluster.metrics.results import Results
 from simcluster.perf.fluid import SOLVERS
@@ -45,13 +46,34 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     Raises:
         UserError: anything wrong with the file, naming the file, key, value and expectation.
     """
-    return load_scenario_file(path, overrides, registries())
+    return preflight(load_scenario_file(path, overrides, registries()), str(path))
 
 
 def scenario_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (),
                        source: str = "<dict>") -> Scenario:
     """Validate a scenario given as a (nested) dict, e.g. built in a notebook."""
-    return parse_scenario(apply_overrides(data, overrides), source, registries())
+    return preflight(parse_scenario(apply_overrides(data, overrides), source, registries()),
+                     source)
+
+
+def preflight(scenario: Scenario, source: str) -> Scenario:
+    """Cross-checks that need the catalogs: build the simulation (topology, policies with their
+    parameters, network) without running it, and check the math precision exists on the GPU.
+
+    Raises:
+        UserError: naming ``source`` and the key at fault.
+    """
+    gpu = GPUS.get(scenario.cluster.gpu)
+    dtype = scenario.run.dtype
+    offered = [d for d in ("bf16", "fp16", "fp8", "tf32") if getattr(gpu, f"{d}_flops", 0.0)]
+    if dtype not in offered:
+        raise UserError(f"{source}: run.dtype: {gpu.name} has no {dtype} peak; expected one "
+                        f"of {', '.join(offered)}")
+    try:
+        Simulation(scenario)
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+    return scenario
 
 
 def run(scenario: Scenario | str | Path, seed: int | None = None, check: bool = False) -> Results:
