@@ -19,6 +19,7 @@ from simcluster.registry import Registry
 __all__ = [
     "LINK_EFFICIENCY",
     "NVLS_EFFICIENCY",
+    "NVLS_GPUS",
     "CPUS",
     "GPUS",
     "NICS",
@@ -398,3 +399,6 @@ LINK_EFFICIENCY = MappingProxyType({"nvlink": 370.0 / 450.0, "network": 0.96, "p
 # (same NVIDIA/nccl-tests #212 comment). With NVLS an all-reduce moves S bytes each way per GPU,
 # so t = S / (NVLS_EFFICIENCY × NVLink line rate): 275 / 450 = 0.611.
 NVLS_EFFICIENCY = 275.0 / 450.0
+# NVLink SHARP needs third-generation NVSwitch chips (HGX H100 and later; NVIDIA H100 Tensor Core
+# GPU Architecture whitepaper, "NVLink Switch System"); A100 systems have none.
+NVLS_GPUS = frozenset({"H100-SXM", "H200", "B200"})

@@ -126,3 +126,30 @@ def test_two_coarse_jobs_on_one_uplink_each_get_half():
     # coarse job's iteration takes bytes / rate
     for run_s in both["run_s"]:
         assert run_s / 40 == pytest.approx(RING_BYTES / (UPLINK / 2), rel=0.02)
+
+
+def test_iteration_job_leaves_no_flow_behind():
+    from simcluster.engine.simulation import Simulation
+    scenario = simcluster.scenario_from_dict({
+        "run": {"fidelity": "iteration"}, "cluster": {"nodes": 2},
+        "workload": {"jobs": [{"model": "resnet-50", "gpus": 16, "iterations": 20}],
+                     "checkpoint_interval": 0}})
+    sim = Simulation(scenario)
+    result = sim.run()
+    assert result.jobs["state"].iloc[0] == "completed"
+    assert sim.network.active == 0                     # the loader's reads ended with the job
+    assert sim.env.now == pytest.approx(result.jobs["end_s"].iloc[0])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_coarse_and_iteration_agree_on_a_multi_spine_fat_tree(seed):
+    # several equal-cost spines: both fidelities price and run the job's rings on the same
+    # routes, so they agree whatever the job or seed
+    def run(fidelity):
+        s = simcluster.scenario_from_dict({
+            "run": {"fidelity": fidelity, "seed": seed},
+            "cluster": {"nodes": 4, "nodes_per_rack": 2, "fabric": "fat_tree"},
+            "workload": {"jobs": [{"model": "gpt2-1.5b", "gpus": 32, "iterations": 20}] * 2,
+                         "checkpoint_interval": 0}})
+        return simcluster.run(s).jobs["run_s"].to_numpy()
+    np.testing.assert_allclose(run("iteration"), run("coarse"), rtol=0.02)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from simcluster.engine.collectives import run_collective
@@ -206,3 +208,62 @@ def test_ecmp_spreads_flows_deterministically():
     assert (np.abs(counts - 200 / k) < 5 * sd).all() and (counts > 0).all()
     other = [Router(topo, seed=6).ecmp(src, dst, f"flow{i}") for i in range(200)]
     assert other != chosen                        # the seed matters
+
+
+flow_specs = st.lists(st.tuples(st.integers(0, 31), st.integers(0, 31),
+                                st.floats(1e6, 5e9), st.floats(0, 0.2)),
+                      min_size=1, max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(flow_specs, st.sampled_from([0.0, 1e7]))
+def test_random_flows_conserve_bytes_and_never_beat_running_alone(specs, offset):
+    # offset: the same flows a hundred days into a run, where float spacing is coarser; a
+    # completion tolerance relative to the clock instead of the flow would end flows early
+    topo = gpu_cluster(node_spec("H100-SXM"), nodes=4, nodes_per_rack=2, fabric="fat_tree",
+                       oversubscription=2.0)
+    env = simpy.Environment(initial_time=offset)
+    net = Network(env, topo, Router(topo))
+    expected = np.zeros(len(net.capacity))
+    finished = []
+
+    def launch(a, b, size, delay):
+        yield env.timeout(delay)
+        start = env.now
+        links, _, latency = net.path(topo.gpus[a], topo.gpus[b])
+        expected[links] += size
+        yield net.transfer(topo.gpus[a], topo.gpus[b], size)
+        finished.append((env.now - start - latency, size / net.capacity_of(topo.gpus[a],
+                                                                          topo.gpus[b])))
+
+    for a, b, size, delay in specs:
+        env.process(launch(a, b, size, delay))
+    env.run()
+    assert len(finished) == len(specs)                      # every flow ends exactly once
+    np.testing.assert_allclose(net.bytes, expected, rtol=1e-9, atol=1.0)
+    slack = 16 * math.ulp(offset + 1.0)                     # float spacing of the clock
+    for took, alone in finished:                            # never faster than alone
+        assert took >= alone * (1 - 1e-9) - slack
+    assert net.active == 0
+
+
+def test_all_to_all_on_an_uneven_placement_moves_every_byte():
+    # 6 GPUs on node 0, 2 on node 1, S per rank: node 0 sends 6 × 2 · S/8 and node 1 sends
+    # 2 × 6 · S/8 off-node, 3S in all; each inter-node flow ends on exactly one leaf->NIC link
+    env, net = network()
+    size = 1e9
+    run(net, [0, 1, 2, 3, 4, 5, 8, 9], "all_to_all", size)
+    graph = net.topology.graph
+    down = [i for i, (u, v) in enumerate(net.link_names)
+            if graph.nodes[u]["kind"] == "leaf" and graph.nodes[v]["kind"] == "nic"]
+    assert net.bytes[down].sum() == pytest.approx(3 * size)
+    assert net.active == 0
+
+
+def test_nvls_only_where_nvswitches_can_reduce():
+    from simcluster.perf.collectives import algorithm_times
+    from simcluster.perf.iteration import fabric_of
+    for gpu, offered in (("A100-80GB", False), ("H100-SXM", True)):
+        topo = gpu_cluster(node_spec(gpu), nodes=1)
+        fabric = fabric_of(range(8), topo, Router(topo))
+        assert ("nvls" in algorithm_times("all_reduce", 1e9, fabric, nvls=True)) == offered

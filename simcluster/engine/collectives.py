@@ -73,11 +73,12 @@ def _edges(net: Network, a: int, b: int, key: str | None = None) -> list[int]:
 @dataclass(frozen=True, slots=True)
 class Stage:
     """One stage: wait ``seconds`` (α terms, intra-node α-β), then run ``paths`` as flows of
-    ``nbytes`` each (all at once; the stage ends when the last one does)."""
+    ``nbytes`` each, or of ``sizes[i]`` when given (all at once; the stage ends with the last)."""
 
     seconds: float
     paths: tuple[tuple[int, ...], ...] = ()
     nbytes: float = 0.0
+    sizes: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +145,12 @@ def plan_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
                     paths += [_edges(net, src[r], dst[r % len(dst)],
                                      None if key is None else f"{key}/a2a/{i}/{j}/{r}")
                               for r in range(len(src))]
-        # each GPU sends S/p to each of the g ranks of every other node, over its own rail
-        stages = (stage((p - 1) * fabric.alpha, paths, nbytes / p * fabric.gpus_per_node),)
+        # each GPU sends S/p to each rank of every other node, over its own rail: one flow per
+        # (source GPU, destination node) of len(destination) · S/p bytes
+        sizes = [len(dst) * nbytes / p for i, src in enumerate(hosts)
+                 for j, dst in enumerate(hosts) if i != j for _ in src]
+        stages = (Stage((p - 1) * fabric.alpha, tuple(tuple(x) for x in paths), 0.0,
+                        tuple(sizes)),)
     else:  # ring-shaped: all_reduce (ring, tree), reduce_scatter, all_gather, broadcast
         c = fabric.channels
         volume = {"all_reduce": 2 * (p - 1) / p, "reduce_scatter": (p - 1) / p,
@@ -172,7 +177,9 @@ def execute(net: Network, plan: CollectivePlan, tag: object = None,
         if st.seconds > 0:
             yield env.timeout(st.seconds)
         if st.paths:
-            flows = [net.start(path, np.ones(len(path)), st.nbytes, tag=tag) for path in st.paths]
+            sizes = st.sizes or (st.nbytes,) * len(st.paths)
+            flows = [net.start(path, np.ones(len(path)), size, tag=tag)
+                     for path, size in zip(st.paths, sizes, strict=True)]
             if active is not None:
                 active.update(flows)
             yield env.all_of([f.done for f in flows])

@@ -76,21 +76,25 @@ def run_job(sim: Any, job: TrainingJob, on_end: End) -> Generator[simpy.Event, A
 # --- checkpoints -------------------------------------------------------------------------------
 
 def _checkpoint(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
-    """Write one checkpoint: each host sends its shard to a storage server, as flows."""
+    """Write one checkpoint: each host stripes its shard over every storage server, as flows
+    (as a parallel filesystem does; the uncontended estimate pools the servers the same way)."""
     env, net = sim.env, sim.network
     hosts = job.allocation.hosts
     shard = job.model.checkpoint_bytes / len(hosts)
     start = env.now
     topo = net.topology
-    if not topo.storage:  # node-local NVMe drives
-        yield env.timeout(shard / STORAGE.get(LOCAL_CHECKPOINT_DRIVE).write_bandwidth)
-    else:
-        flows = [net.start(*_path_parts(net, topo.hosts[h], topo.storage[h % len(topo.storage)]),
-                           shard, tag=job.spec.id) for h in hosts]
-        job.flows.update(flows)
-        yield env.all_of([f.done for f in flows])
-        job.flows.difference_update(flows)
-    job.storage_wait_s += env.now - start
+    try:
+        if not topo.storage:  # node-local NVMe drives
+            yield env.timeout(shard / STORAGE.get(LOCAL_CHECKPOINT_DRIVE).write_bandwidth)
+        else:
+            piece = shard / len(topo.storage)
+            flows = [net.start(*_path_parts(net, topo.hosts[h], server), piece, tag=job.spec.id)
+                     for h in hosts for server in topo.storage]
+            job.flows.update(flows)
+            yield env.all_of([f.done for f in flows])
+            job.flows.difference_update(flows)
+    finally:  # a stop during the write still spent that time on storage
+        job.storage_wait_s += env.now - start
 
 
 def _path_parts(net: Network, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,13 +118,13 @@ class _CoarseLoad:
         p, size = len(gpus), job.model.gradient_bytes
         if t.algorithm == "hierarchical":
             g = min(len(h) for h in hosts)
-            paths = [rail_links(self.net, hosts, r, job.spec.id) for r in range(g)]
+            paths = [rail_links(self.net, hosts, r) for r in range(g)]
             per_iteration = 2 * (len(hosts) - 1) / len(hosts) * size / g
         else:
             c = min(min(len(h) for h in hosts),
                     min(sim.topology.host_specs[int(sim.topology.gpu_host[h[0]])].nics
                         for h in hosts))
-            paths = [ring_links(self.net, hosts, ch, job.spec.id) for ch in range(c)]
+            paths = [ring_links(self.net, hosts, ch) for ch in range(c)]
             volume = 2.0 if t.algorithm == "tree" else 2 * (p - 1) / p
             per_iteration = volume * size / c
         cap = per_iteration / t.iteration_s  # the average rate it needs to keep its pace
@@ -165,6 +169,7 @@ def _segments(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
                     done = yield timer | job.wake
                 except simpy.Interrupt:
                     job.in_segment += (env.now - mark) / (t.iteration_s * slow)
+                    job.network_wait_s += (env.now - mark) * (1 - 1 / slow)
                     raise
                 elapsed = env.now - mark
                 job.network_wait_s += elapsed * (1 - 1 / slow)
@@ -172,7 +177,11 @@ def _segments(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
                     n, job.in_segment + elapsed / (t.iteration_s * slow))
             job.wake = None
             if coarse and not last and job.checkpoint_every:
+                if load is not None:  # no all-reduce traffic while the job checkpoints
+                    load.stop()
                 yield from _checkpoint(sim, job)
+                if load is not None:
+                    load = _CoarseLoad(sim, job)
             job.executed += n
             job.kept += n
             job.in_segment = 0.0
@@ -195,10 +204,11 @@ def _loader(sim: Any, job: TrainingJob, ready: simpy.Store) -> Generator[simpy.E
     try:
         while True:
             if topo.storage and model.bytes_per_sample > 0:
-                flows = [net.start(*_path_parts(net, topo.storage[h % len(topo.storage)],
-                                                topo.hosts[h]),
-                                   samples[h] * model.bytes_per_sample, tag=job.spec.id)
-                         for h in hosts]
+                servers = topo.storage
+                flows = [net.start(*_path_parts(net, server, topo.hosts[h]),
+                                   samples[h] * model.bytes_per_sample / len(servers),
+                                   tag=job.spec.id)
+                         for h in hosts for server in servers]
                 job.flows.update(flows)
                 yield env.all_of([f.done for f in flows])
                 job.flows.difference_update(flows)
@@ -215,8 +225,9 @@ def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
     gpus = job.allocation.gpus
     plan: CollectivePlan | None = None
     if len(gpus) > 1:
+        # the pair's default routes: the ones the job's timing (perf.fabric_of) was priced on
         plan = plan_collective(net, gpus, "all_reduce", job.model.gradient_bytes,
-                               algo=t.algorithm, key=str(job.spec.id))
+                               algo=t.algorithm)
     ready = simpy.Store(env, capacity=PREFETCH_BATCHES)
     loader = env.process(_loader(sim, job, ready))
     try:
@@ -243,3 +254,6 @@ def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
     finally:
         if loader.is_alive:
             loader.interrupt()
+        for flow in list(job.flows):  # reads the loader had in flight
+            net.stop(flow)
+        job.flows.clear()

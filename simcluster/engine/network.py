@@ -53,8 +53,8 @@ class Flow:
         tag: owner's label (job id, "checkpoint", ...), for metrics.
     """
 
-    __slots__ = ("id", "links", "coefs", "remaining", "cap", "rate", "updated", "latency",
-                 "done", "on_rate", "tag", "version", "sent", "started")
+    __slots__ = ("id", "links", "coefs", "mult", "remaining", "cap", "rate", "updated",
+                 "latency", "done", "on_rate", "tag", "version", "sent", "started", "cancelled")
 
     def __init__(self, fid: int, links: np.ndarray, coefs: np.ndarray, nbytes: float, cap: float,
                  latency: float, done: simpy.Event, now: float, tag: object = None,
@@ -63,7 +63,8 @@ class Flow:
         self.remaining, self.cap, self.latency = float(nbytes), float(cap), float(latency)
         self.rate, self.updated, self.started = 0.0, now, now
         self.done, self.on_rate, self.tag = done, on_rate, tag
-        self.version, self.sent = 0, 0.0
+        self.version, self.sent, self.cancelled = 0, 0.0, False
+        self.mult = np.ones(len(links))
 
 
 class Network:
@@ -159,14 +160,19 @@ class Network:
 
         Repeated constraints are merged (their coefficients add up).
         """
+        if not (nbytes >= 0 and cap >= 0):  # also rejects NaN
+            raise ValueError(f"a flow needs nbytes >= 0 and cap >= 0, got {nbytes}, {cap}")
         links = np.asarray(links, dtype=np.intp)
         coefs = np.asarray(coefs, dtype=float)
-        if len(links) != len(np.unique(links)):
+        mult = None
+        if len(links) != len(np.unique(links)):  # a link crossed twice carries the bytes twice
             uniq, inverse = np.unique(links, return_inverse=True)
             coefs = np.bincount(inverse, weights=coefs)
+            mult = np.bincount(inverse).astype(float)
             links = uniq
         flow = Flow(next(self._ids), links, coefs, nbytes, cap, latency, self.env.event(),
                     self.env.now, tag, on_rate)
+        flow.mult = np.ones(len(links)) if mult is None else mult
         self.flow_events += 1
         if nbytes <= 0:
             self._finish_later(flow)
@@ -182,6 +188,7 @@ class Network:
 
     def stop(self, flow: Flow) -> None:
         """End a flow early (a stream, or a transfer of a stopped job); ``done`` never fires."""
+        flow.cancelled = True  # also silences a flow whose last byte is already through
         if flow.id not in self._flows:
             return
         self._advance([flow])
@@ -239,8 +246,9 @@ class Network:
         elif moving:  # one scatter-add for all of them
             links = np.concatenate([f.links for f, _ in moving])
             coefs = np.concatenate([f.coefs for f, _ in moving])
+            mult = np.concatenate([f.mult for f, _ in moving])
             moved = np.repeat([m for _, m in moving], [len(f.links) for f, _ in moving])
-            np.add.at(self.bytes, links, moved)
+            np.add.at(self.bytes, links, moved * mult)
             np.add.at(self.load, links, moved * coefs)
 
     def _solve_now(self, _event: object = None) -> None:
@@ -248,6 +256,7 @@ class Network:
         flows = self._component()
         self._dirty_links.clear()
         if not flows:
+            self._schedule_wake()
             return
         self.solves += 1
         self._advance(flows)
@@ -286,21 +295,28 @@ class Network:
                 continue
             if t < self._wake_at:
                 self._wake_at = t
-                self.env.timeout(max(0.0, t - self.env.now)).callbacks.append(self._wake)
+                self.env.timeout(max(0.0, t - self.env.now)).callbacks.append(
+                    lambda _e, t=t: self._wake(t))
             return
 
-    def _wake(self, _event: object = None) -> None:
-        now = self.env.now
-        if now < self._wake_at - _TOL * max(1.0, now):
+    def _wake(self, target: float) -> None:
+        if target != self._wake_at:
             return  # a stale wake-up: an earlier one was scheduled after it
+        now = self.env.now
         self._wake_at = math.inf
-        horizon = now + _TOL * max(1.0, now)
         finished = []
-        while self._heap and self._heap[0][0] <= horizon:
-            _, fid, version = heapq.heappop(self._heap)
+        while self._heap:
+            t, fid, version = self._heap[0]
             f = self._flows.get(fid)
-            if f is not None and f.version == version:
-                finished.append(f)
+            if f is None or f.version != version:
+                heapq.heappop(self._heap)
+                continue
+            # coalesce completions within a tolerance relative to the flow's own duration (not
+            # to the clock: a 10 ms flow late in a month-long run must not end early)
+            if t - now > max(_TOL * (t - f.started), 4 * math.ulp(now)):
+                break
+            heapq.heappop(self._heap)
+            finished.append(f)
         if finished:
             self._advance(finished)
             for f in finished:
@@ -309,11 +325,16 @@ class Network:
                 f.remaining = 0.0
                 self._remove(f)
                 self._finish_later(f)
-            self._request_solve()
-        self._schedule_wake()
+            self._request_solve()  # the solve reschedules the next wake-up
+        else:
+            self._schedule_wake()
+        if len(self._heap) > 4 * max(len(self._flows), 16):  # drop stale entries
+            self._heap = [e for e in self._heap
+                          if (f := self._flows.get(e[1])) is not None and f.version == e[2]]
+            heapq.heapify(self._heap)
 
     def _carry(self, flow: Flow, moved: float) -> None:
-        self.bytes[flow.links] += moved
+        self.bytes[flow.links] += moved * flow.mult
         self.load[flow.links] += moved * flow.coefs
 
     def _remove(self, flow: Flow) -> None:
@@ -326,7 +347,8 @@ class Network:
 
     def _finish_later(self, flow: Flow) -> None:
         if flow.latency > 0:
-            self.env.timeout(flow.latency).callbacks.append(lambda _e: flow.done.succeed(flow))
+            self.env.timeout(flow.latency).callbacks.append(
+                lambda _e: None if flow.cancelled else flow.done.succeed(flow))
         else:
             flow.done.succeed(flow)
 

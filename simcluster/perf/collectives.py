@@ -89,6 +89,7 @@ class Fabric:
         nic_bw: effective bandwidth of one inter-node route (one rail), bytes/s.
         alpha_intra, alpha_inter: per-step latency inside a node and across nodes, s.
         nvls_bw: NVLink SHARP algorithm bandwidth, bytes/s (0 when not available).
+        uniform: every node holds the same number of the collective's GPUs.
     """
 
     ranks: int
@@ -100,6 +101,7 @@ class Fabric:
     alpha_intra: float
     alpha_inter: float
     nvls_bw: float = 0.0
+    uniform: bool = True
 
     @property
     def ring_bw(self) -> float:
@@ -138,7 +140,7 @@ def algorithm_times(op: str, nbytes: float, f: Fabric, nvls: bool = False) -> di
     times = {"ring": ring_allreduce_time(p, n, f.ring_bw, f.alpha)}
     if f.nodes > 1:  # NCCL's trees span nodes; inside one node its rings are used
         times["tree"] = 2 * math.ceil(math.log2(p)) * f.alpha + 2.0 * n / f.ring_bw
-    if f.nodes > 1 and f.gpus_per_node > 1:
+    if f.nodes > 1 and f.gpus_per_node > 1 and f.uniform:  # a stage per node needs equal nodes
         g, big_n = f.gpus_per_node, f.nodes
         intra = ring_allgather_time(g, n, f.nvlink_bw, f.alpha_intra)
         rails = min(g, f.channels)

@@ -24,7 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from simcluster.hardware import LINK_EFFICIENCY, NICS, NVLS_EFFICIENCY, STORAGE, GPUSpec, NodeSpec
+from simcluster.hardware import (
+    LINK_EFFICIENCY,
+    NICS,
+    NVLS_EFFICIENCY,
+    NVLS_GPUS,
+    STORAGE,
+    GPUSpec,
+    NodeSpec,
+)
 from simcluster.hardware import gpu as gpu_spec
 from simcluster.perf.collectives import Fabric, collective_time
 from simcluster.perf.compute import training_step_time
@@ -118,10 +126,11 @@ def fabric_of(gpus: Sequence[int], topology: Topology, router: Router,
                                                               names[nxt[rail]]))
         nic = _channel_rate(topology, router, groups, channels, efficiency)
     device = gpu_spec(topology.gpu_type(gpus[0]))
+    nvls = NVLS_EFFICIENCY * device.nvlink_bandwidth if device.name in NVLS_GPUS else 0.0
     return Fabric(ranks=len(gpus), nodes=len(hosts), gpus_per_node=per_node, channels=channels,
                   nvlink_bw=nvlink, nic_bw=nic, alpha_intra=alpha_intra,
-                  alpha_inter=alpha_inter,
-                  nvls_bw=NVLS_EFFICIENCY * device.nvlink_bandwidth)
+                  alpha_inter=alpha_inter, nvls_bw=nvls,
+                  uniform=len({len(m) for m in by_host.values()}) == 1)
 
 
 def iteration_time(spec: ModelSpec, gpus: Sequence[int], topology: Topology, router: Router,
