@@ -88,3 +88,18 @@ def test_allocation_rejects_duplicate_and_foreign_gpus():
         state.release(held)                       # released twice: frees more than was taken
     state.check()
     assert state.allocated == 0.0
+
+
+def test_pack_prefers_fewer_nodes_over_staying_in_one_rack():
+    # 3 racks of 4 hosts x 8 GPUs: racks 0 and 1 have one idle host each, rack 2 has 4 idle
+    # GPUs on each host. 16 GPUs: two whole hosts across racks beat four half hosts in one rack
+    free = []
+    for rack in range(3):
+        for host in range(4):
+            if rack < 2:
+                free += [F] * 8 if host == 0 else [B] * 8
+            else:
+                free += [F] * 4 + [B] * 4
+    view = StaticView([8] * 12, hosts_per_rack=4, gpu_free=free)
+    chosen = Pack().place(Request(16), view)
+    assert sorted({int(view.gpu_host[g]) for g in chosen}) == [0, 4]

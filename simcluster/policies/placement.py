@@ -108,7 +108,8 @@ class Pack:
 
     A job that fits on one host goes to the host with the least spare capacity that still fits
     it. A larger job takes whole hosts in order of capacity, inside the rack that needs the
-    fewest hosts; only if no rack can hold it does it span racks (racks with most capacity first).
+    fewest hosts if that rack can do it with as few hosts as the whole cluster could; otherwise
+    it spans racks, taking the fullest hosts (racks with most capacity first among equals).
     A fractional request goes to the GPU with the least free share that fits (best fit).
     """
 
@@ -136,13 +137,15 @@ class Pack:
                 k = int(np.searchsorted(reach, need) + 1)
                 key = (k, int(reach[k - 1] - need), int(rack))
                 best = key if best is None or key < best else best
-        if best is not None:
+        # the fewest hosts any placement needs: the fullest-capacity hosts cluster-wide
+        fewest = int(np.searchsorted(np.cumsum(np.sort(capacity)[::-1]), need) + 1)
+        if best is not None and best[0] == fewest:
             order = self._hosts_by_capacity(capacity, view.host_rack == best[2])
-        else:
+        else:  # fewest nodes first, then racks with the most room (fewest racks)
             rack_total = np.bincount(view.host_rack, weights=capacity)
             hosts = (int(h) for h in np.flatnonzero(capacity > 0))
-            order = sorted(hosts, key=lambda h: (-rack_total[view.host_rack[h]],
-                                                 view.host_rack[h], -capacity[h], h))
+            order = sorted(hosts, key=lambda h: (-capacity[h], -rack_total[view.host_rack[h]],
+                                                 view.host_rack[h], h))
         counts: dict[int, int] = {}
         for h in order:
             counts[h] = min(int(capacity[h]), need)
