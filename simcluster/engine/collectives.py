@@ -32,7 +32,7 @@ import numpy as np
 import simpy
 
 from simcluster.engine.network import Flow, Network
-from simcluster.perf.collectives import algorithm_times
+from simcluster.perf.collectives import collective_time
 from simcluster.perf.iteration import fabric_of
 from simcluster.perf.rings import group_by_host, pair_route, rail_route, ring_route
 
@@ -112,12 +112,7 @@ def plan_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
     """
     gpus = list(gpus)
     fabric = fabric_of(gpus, net.topology, net.router, net.efficiency)
-    times = algorithm_times(op, nbytes, fabric, nvls)
-    if algo == "auto":
-        algo = min(times, key=lambda a: (times[a], a))
-    if algo not in times:
-        raise ValueError(f"algorithm {algo!r} does not apply to {op} on these GPUs; "
-                         f"expected one of {', '.join(sorted(times))}")
+    alone, algo = collective_time(op, nbytes, fabric, algo, nvls)
     p, hosts = len(gpus), group_by_host(gpus, net.topology)
 
     def stage(seconds: float, paths: list[list[int]] = (), size: float = 0.0) -> Stage:
@@ -126,7 +121,7 @@ def plan_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
     if p <= 1 or nbytes <= 0:
         stages = ()
     elif len(hosts) == 1:  # inside one node: α-β, no contention possible
-        stages = (stage(times[algo]),)
+        stages = (stage(alone),)
     elif op == "send_recv":
         stages = (stage(fabric.alpha_inter, [_edges(net, gpus[0], gpus[1])], nbytes),)
     elif algo == "hierarchical":

@@ -286,18 +286,22 @@ class Network:
         self._schedule_wake()
 
     # --- completions ---------------------------------------------------------------------
-    def _schedule_wake(self) -> None:
+    def _next(self) -> tuple[float, Flow] | None:
+        """The earliest live completion (stale heap entries are dropped on the way)."""
         while self._heap:
             t, fid, version = self._heap[0]
             f = self._flows.get(fid)
-            if f is None or f.version != version:
-                heapq.heappop(self._heap)
-                continue
-            if t < self._wake_at:
-                self._wake_at = t
-                self.env.timeout(max(0.0, t - self.env.now)).callbacks.append(
-                    lambda _e, t=t: self._wake(t))
-            return
+            if f is not None and f.version == version:
+                return t, f
+            heapq.heappop(self._heap)
+        return None
+
+    def _schedule_wake(self) -> None:
+        head = self._next()
+        if head is not None and head[0] < self._wake_at:
+            t = self._wake_at = head[0]
+            self.env.timeout(max(0.0, t - self.env.now)).callbacks.append(
+                lambda _e, t=t: self._wake(t))
 
     def _wake(self, target: float) -> None:
         if target != self._wake_at:
@@ -305,12 +309,8 @@ class Network:
         now = self.env.now
         self._wake_at = math.inf
         finished = []
-        while self._heap:
-            t, fid, version = self._heap[0]
-            f = self._flows.get(fid)
-            if f is None or f.version != version:
-                heapq.heappop(self._heap)
-                continue
+        while (head := self._next()) is not None:
+            t, f = head
             # coalesce completions within a tolerance relative to the flow's own duration (not
             # to the clock: a 10 ms flow late in a month-long run must not end early)
             if t - now > max(_TOL * (t - f.started), 4 * math.ulp(now)):

@@ -153,17 +153,20 @@ def algorithm_times(op: str, nbytes: float, f: Fabric, nvls: bool = False) -> di
 
 def choose_algorithm(op: str, nbytes: float, f: Fabric, nvls: bool = False) -> str:
     """The fastest algorithm by the α-β model, as NCCL's tuner picks by its own cost model."""
-    times = algorithm_times(op, nbytes, f, nvls)
-    return min(times, key=lambda a: (times[a], a))
+    return collective_time(op, nbytes, f, "auto", nvls)[1]
 
 
 def collective_time(op: str, nbytes: float, f: Fabric, algo: str = "auto",
                     nvls: bool = False) -> tuple[float, str]:
-    """Uncontended time of ``op`` and the algorithm used (``auto``: the fastest)."""
+    """Uncontended time of ``op`` and the algorithm used (``auto``: the fastest).
+
+    Raises:
+        ValueError: a forced ``algo`` that does not apply to ``op`` on this fabric.
+    """
     times = algorithm_times(op, nbytes, f, nvls)
     if algo == "auto":
         algo = min(times, key=lambda a: (times[a], a))
     if algo not in times:
-        raise ValueError(f"algorithm {algo!r} does not apply to {op} here; "
+        raise ValueError(f"algorithm {algo!r} does not apply to {op} on these GPUs; "
                          f"expected one of {', '.join(sorted(times))}")
     return times[algo], algo
