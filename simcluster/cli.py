@@ -191,8 +191,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     topology = build_topology(scenario.cluster)
-    print(f"{args.scenario}: ok ({scenario.cluster.nodes} nodes, {len(topology.gpus)} "
-          f"{scenario.cluster.gpu} GPUs, {scenario.policy.queue} + {scenario.policy.placement})")
+    pools = scenario.cluster.node_pools()
+    gpus = " + ".join(f"{sum(1 for g in range(len(topology.gpus)) if topology.gpu_type(g) == t)} "
+                      f"{t}" for t in dict.fromkeys(p.gpu for p in pools))
+    print(f"{args.scenario}: ok ({len(topology.hosts)} nodes, {gpus} GPUs, "
+          f"{scenario.policy.queue} + {scenario.policy.placement})")
     return 0
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "JobEntry",
     "MixEntry",
     "NetworkConfig",
+    "PoolConfig",
+    "ThroughputsConfig",
     "PolicyConfig",
     "PreemptionConfig",
     "RunConfig",
@@ -134,13 +136,46 @@ class CostConfig(_Model):
     pue: float = Field(1.58, ge=1.0)
 
 
+class PoolConfig(_Model):
+    """One ``[[cluster.pools]]`` entry: nodes of one GPU type in a mixed cluster."""
+
+    gpu: str
+    nodes: int = Field(ge=1)
+    gpus_per_node: int | None = Field(None, ge=1)
+
+    _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
+
+
+class ThroughputsConfig(_Model):
+    """``cluster.throughputs``: a measured throughput table behind relative speeds.
+
+    ``cluster.throughputs = "path.json"`` is short for ``{ path = "path.json" }``.
+
+    Attributes:
+        path: JSON file, Gavel's ``simulation_throughputs.json`` schema or plain
+            ``{job type: {gpu type: throughput}}``.
+        gpus: GPU catalog name -> the table's GPU type (default: the catalog name).
+        models: model catalog name -> the table's job type (default: the model name).
+    """
+
+    path: str
+    gpus: dict[str, str] = {}
+    models: dict[str, str] = {}
+
+
+def _throughputs(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
 class ClusterConfig(_Model):
-    """``[cluster]``: nodes of one GPU generation on one fabric.
+    """``[cluster]``: nodes of one GPU generation, or pools of several, on one fabric.
 
     Attributes:
         gpu: GPU catalog name; the node spec of that generation supplies the rest.
         nodes: number of nodes.
         gpus_per_node: GPUs per node, if not the node spec's (NICs are capped to match).
+        pools: ``[[cluster.pools]]`` of different GPU types instead of ``gpu``/``nodes``.
+        throughputs: measured throughputs for relative speeds on a mixed cluster.
         fabric: ``rail_optimized`` or ``fat_tree``.
         nodes_per_rack: nodes per rack (scalable unit).
         oversubscription: leaf downlink / uplink bandwidth ratio (1 = non-blocking).
@@ -156,9 +191,29 @@ class ClusterConfig(_Model):
     oversubscription: float = Field(1.0, ge=1.0)
     storage: StorageConfig = StorageConfig()
     cost: CostConfig = CostConfig()
+    pools: list[PoolConfig] = []
+    throughputs: Annotated[ThroughputsConfig | None, BeforeValidator(_throughputs)] = None
 
     _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
     _fabric = field_validator("fabric")(lambda v, info: _check_name("fabric", v, info))
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ClusterConfig:
+        both = sorted({"gpu", "nodes", "gpus_per_node"} & self.model_fields_set)
+        if self.pools and both:
+            raise ValueError(f"give either [[cluster.pools]] or cluster.{'/'.join(both)}, "
+                             "not both")
+        return self
+
+    def node_pools(self) -> list[PoolConfig]:
+        """The pools of the cluster (one pool for the single ``gpu``/``nodes`` form).
+
+        >>> ClusterConfig(nodes=2).node_pools()[0].nodes
+        2
+        """
+        if self.pools:
+            return list(self.pools)
+        return [PoolConfig(gpu=self.gpu, nodes=self.nodes, gpus_per_node=self.gpus_per_node)]
 
 
 class Constant(_Model):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
@@ -237,7 +237,8 @@ def single_node(spec: NodeSpec, storage_servers: int = 0,
     return b.build("single_node")
 
 
-def gpu_cluster(spec: NodeSpec, nodes: int, fabric: str = "rail_optimized",
+def gpu_cluster(spec: NodeSpec | Sequence[tuple[NodeSpec, int]], nodes: int | None = None,
+                fabric: str = "rail_optimized",
                 nodes_per_rack: int = 32, oversubscription: float = 1.0,
                 storage_servers: int = 1, storage: StorageSpec | None = None,
                 nic: NICSpec | None = None) -> Topology:
@@ -255,9 +256,13 @@ def gpu_cluster(spec: NodeSpec, nodes: int, fabric: str = "rail_optimized",
     ``(s*nics + j) mod spines`` (when a host's and a server's NICs share no spine, the shortest
     route crosses a leaf).
 
+    A mixed cluster passes ``spec`` as ``[(NodeSpec, count), ...]`` (``nodes`` None or the total):
+    the servers are numbered pool by pool on one fabric; a rail-optimised rack has as many rails
+    as the most NICs of any server, a server's NIC j goes to rail j at its own NIC rate.
+
     Args:
-        spec: the server of every node.
-        nodes: number of servers.
+        spec: the server of every node, or pools of (server, count).
+        nodes: number of servers (the pools' total if None).
         fabric: a name in :data:`FABRICS` ("rail_optimized" or "fat_tree").
         nodes_per_rack: servers per rack (scalable unit); the last rack may be partial.
         oversubscription: each leaf's downlink / uplink bandwidth ratio (1 = non-blocking).
@@ -265,12 +270,24 @@ def gpu_cluster(spec: NodeSpec, nodes: int, fabric: str = "rail_optimized",
         storage: their spec (default ``AI400X2``).
         nic: compute NIC override (default ``spec.nic``).
     """
+    if isinstance(spec, NodeSpec):
+        if nodes is None:
+            raise UserError("gpu_cluster needs nodes for a single node spec")
+    else:
+        pools = [(p, int(n)) for p, n in spec]
+        total = sum(n for _, n in pools)
+        if nodes is not None and nodes != total:
+            raise UserError(f"nodes={nodes} but the pools hold {total}")
+        if not pools or any(n < 1 for _, n in pools):
+            raise UserError(f"pools need at least one node each, got {[n for _, n in pools]}")
+        spec, nodes = (pools[0][0] if len(pools) == 1 else tuple(pools)), total
     return FABRICS.get(fabric, where="fabric")(
         spec, nodes, nodes_per_rack=nodes_per_rack, oversubscription=oversubscription,
         storage_servers=storage_servers, storage=storage, nic=nic)
 
 
-def _cluster(spec: NodeSpec, nodes: int, nodes_per_rack: int = 32, oversubscription: float = 1.0,
+def _cluster(spec: NodeSpec | tuple[tuple[NodeSpec, int], ...], nodes: int,
+             nodes_per_rack: int = 32, oversubscription: float = 1.0,
              storage_servers: int = 1, storage: StorageSpec | None = None,
              nic: NICSpec | None = None, *, rail: bool) -> Topology:
     """Wire racks of servers to leaves and every leaf to every spine (see gpu_cluster)."""
@@ -278,8 +295,9 @@ def _cluster(spec: NodeSpec, nodes: int, nodes_per_rack: int = 32, oversubscript
         raise UserError(f"need nodes >= 1, nodes_per_rack >= 1, storage_servers >= 0 and "
                         f"oversubscription > 0; got {nodes}, {nodes_per_rack}, "
                         f"{storage_servers}, {oversubscription}")
-    compute = NICS.get(spec.nic) if nic is None else nic
-    rails = max(1, spec.nics)
+    specs = ([spec] * nodes if isinstance(spec, NodeSpec)
+             else [p for p, n in spec for _ in range(n)])
+    rails = max(max(1, p.nics) for p in specs)
     ports = min(nodes, nodes_per_rack) * (1 if rail else rails)
     b = _Builder()
     spines = [f"spine{i}" for i in range(max(1, math.floor(ports / oversubscription + 1e-9)))]
@@ -292,21 +310,24 @@ def _cluster(spec: NodeSpec, nodes: int, nodes_per_rack: int = 32, oversubscript
         leaves = [f"rack{r}/leaf{j}" for j in range(rails if rail else 1)]
         for j, leaf in enumerate(leaves):
             b.g.add_node(leaf, kind="leaf", rack=r, **({"rail": j} if rail else {}))
+        down = [0.0] * len(leaves)
         for slot in range(in_rack):
-            nics, snics = b.host(spec, r, slot, compute, rails, spec.storage_nics)
-            host_snics.extend(snics)
+            hspec = specs[r * nodes_per_rack + slot]
+            compute = NICS.get(hspec.nic) if nic is None else nic
+            nics, snics = b.host(hspec, r, slot, compute, max(1, hspec.nics),
+                                 hspec.storage_nics)
+            sn = NICS.get(hspec.storage_nic) if snics else None
+            host_snics.extend((n, sn) for n in snics)
             for j, n in enumerate(nics):
                 b.link(n, leaves[j] if rail else leaves[0], compute.bandwidth, compute.latency_s,
                        "network")
-        down = in_rack * compute.bandwidth * (1 if rail else rails)
-        for leaf in leaves:
+                down[j if rail else 0] += compute.bandwidth
+        for leaf, leaf_down in zip(leaves, down, strict=True):
             for s in spines:
-                b.link(leaf, s, down / (oversubscription * len(spines)), compute.latency_s,
+                b.link(leaf, s, leaf_down / (oversubscription * len(spines)), compute.latency_s,
                        "network")
-    if host_snics:
-        sn = NICS.get(spec.storage_nic)
-        for k, n in enumerate(host_snics):
-            b.link(n, spines[k % len(spines)], sn.bandwidth, sn.latency_s, "network")
+    for k, (n, sn) in enumerate(host_snics):
+        b.link(n, spines[k % len(spines)], sn.bandwidth, sn.latency_s, "network")
     sspec = _storage_spec(storage)
     for s in range(storage_servers):
         port = NICS.get(sspec.nic)

@@ -166,6 +166,7 @@ class Scheduler:
         self._pass_pending = False
         policy, view, cluster = self.queue_policy, self.view, self.sim.cluster
         policy_place = self.placement_policy.place
+        job_aware = getattr(self.placement_policy, "job_aware", False)  # e.g. hetero: by model
         if getattr(policy, "dynamic", False) and self._pending:
             self._rekey()
         victims: list[int] = []
@@ -182,7 +183,11 @@ class Scheduler:
             handle = entry[2]
             request = handle.request
             # no placement can give more than is free: skip the policy call
-            gpus = None if request.gpus > cluster.free_gpus + _EPS else policy_place(request, view)
+            if request.gpus > cluster.free_gpus + _EPS:
+                gpus = None
+            else:
+                gpus = policy_place(request, view, handle) if job_aware else policy_place(
+                    request, view)
             if gpus is not None and reservation is not None:
                 after = policy.admit(handle, gpus, reservation, view)
                 if after is None:  # it would delay the reserved head job

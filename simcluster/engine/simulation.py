@@ -40,12 +40,18 @@ __all__ = ["Simulation", "build_topology", "make_policy"]
 
 
 def build_topology(cluster: ClusterConfig, nic: NICSpec | None = None) -> Topology:
-    """The topology a scenario's ``[cluster]`` table describes (``nic``: compute NIC override)."""
-    spec = node_spec(cluster.gpu)
-    if cluster.gpus_per_node is not None:
-        g = cluster.gpus_per_node
-        spec = replace(spec, name=f"{spec.name}/{g}gpu", gpus_per_node=g, nics=min(spec.nics, g))
-    return gpu_cluster(spec, nodes=cluster.nodes, fabric=cluster.fabric,
+    """The topology a scenario's ``[cluster]`` table describes (``nic``: compute NIC override).
+
+    Pools (``[[cluster.pools]]``) share one fabric, numbered pool by pool."""
+    pools = []
+    for pool in cluster.node_pools():
+        spec = node_spec(pool.gpu)
+        if pool.gpus_per_node is not None:
+            g = pool.gpus_per_node
+            spec = replace(spec, name=f"{spec.name}/{g}gpu", gpus_per_node=g,
+                           nics=min(spec.nics, g))
+        pools.append((spec, pool.nodes))
+    return gpu_cluster(pools, fabric=cluster.fabric,
                        nodes_per_rack=cluster.nodes_per_rack,
                        oversubscription=cluster.oversubscription,
                        storage_servers=cluster.storage.servers,
@@ -112,11 +118,16 @@ class Simulation:
                         "policy.admission", self.streams),
             checkpoint_on_preempt=policy.preemption.checkpoint,
             restart_s=policy.preemption.restart,
-            speeds=relative_speeds(self.topology, self.perf),
+            speeds=relative_speeds(self.topology, self.perf, scenario.cluster.throughputs),
         )
-        gpu = GPUS.get(scenario.cluster.gpu)
-        self._gpu_idle_w, self._gpu_max_w = gpu.idle_power_w, gpu.max_power_w
-        self._hourly = scenario.cluster.cost.hourly_usd or gpu.hourly_usd
+        cost = scenario.cluster.cost
+        # per GPU type: (idle W, max W, $ per GPU-hour, purchase $); overrides apply to all
+        self._gpu_figures = {
+            name: (g.idle_power_w, g.max_power_w, cost.hourly_usd or g.hourly_usd,
+                   cost.gpu_price_usd or g.price_usd)
+            for name in {p.gpu for p in scenario.cluster.node_pools()}
+            for g in (GPUS.get(name),)}
+        self._job_cost: dict[int, float] = {}  # on-demand $ charged so far, by job id
         self._jobs: dict[int, TrainingJob] = {}  # jobs not yet reduced to a record row
         self.note_state()
 
@@ -158,7 +169,13 @@ class Simulation:
 
     def charge(self, job: TrainingJob) -> None:
         """Charge a running job's GPU time and energy up to now."""
-        job.account(self.env.now, self._gpu_idle_w, self._gpu_max_w)
+        alloc = job.allocation
+        gpu = self.topology.gpu_type(alloc.gpus[0]) if alloc is not None and alloc.gpus else None
+        idle_w, max_w, hourly, _ = self._gpu_figures.get(gpu, (0.0, 0.0, 0.0, 0.0))
+        before = job.gpu_seconds
+        job.account(self.env.now, idle_w, max_w)
+        cost = (job.gpu_seconds - before) / 3600.0 * hourly
+        self._job_cost[job.spec.id] = self._job_cost.get(job.spec.id, 0.0) + cost
 
     def record_job(self, job: TrainingJob) -> None:
         """Reduce a job to its row (at its end, or at the horizon)."""
@@ -175,7 +192,7 @@ class Simulation:
             iterations_done=job.kept, iterations_lost=job.lost, preemptions=job.preemptions,
             gpu_hours=job.gpu_seconds / 3600.0,
             energy_kwh=job.energy_j * self.scenario.cluster.cost.pue / 3.6e6,
-            cost_usd=job.gpu_seconds / 3600.0 * self._hourly,
+            cost_usd=self._job_cost.pop(job.spec.id, 0.0),
             network_wait_s=job.network_wait_s, storage_wait_s=job.storage_wait_s,
             **self.scheduler.job_columns(job),
         )
@@ -213,15 +230,18 @@ class Simulation:
         )
 
     def _meta(self, end: float, wall_s: float) -> dict[str, Any]:
-        cluster = self.scenario.cluster
-        spec = node_spec(cluster.gpu)
-        gpus, hosts = len(self.topology.gpus), len(self.topology.hosts)
-        price = cluster.cost.gpu_price_usd or GPUS.get(cluster.gpu).price_usd
+        """Cluster constants for the summary. Per-GPU figures are means over the GPUs of all
+        pools, so ``gpus x figure`` is the pools' sum (idle power, hourly price, host power)."""
+        cluster, topo = self.scenario.cluster, self.topology
+        gpus, hosts = len(topo.gpus), len(topo.hosts)
+        per_gpu = [self._gpu_figures[topo.gpu_type(g)] for g in range(gpus)]
+        idle, peak, hourly, price = (sum(f[i] for f in per_gpu) for i in range(4))
+        host_w = sum(spec.host_power_w for spec in topo.host_specs)
         return {
-            "gpus": gpus, "hosts": hosts, "gpu_idle_w": self._gpu_idle_w,
-            "gpu_max_w": self._gpu_max_w, "host_w": spec.host_power_w, "pue": cluster.cost.pue,
-            "hourly_usd": self._hourly,
-            "capex_usd": gpus * price + hosts * cluster.cost.node_price_usd,
+            "gpus": gpus, "hosts": hosts, "gpu_idle_w": idle / gpus,
+            "gpu_max_w": peak / gpus, "host_w": host_w / hosts, "pue": cluster.cost.pue,
+            "hourly_usd": hourly / gpus,
+            "capex_usd": price + hosts * cluster.cost.node_price_usd,
             "lifetime_s": cluster.cost.lifetime,
             "usd_per_kwh": cluster.cost.electricity_usd_per_kwh,
             "end_s": end, "warmup_s": self.scenario.run.warmup, "wall_s": wall_s,

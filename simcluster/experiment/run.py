@@ -63,12 +63,13 @@ def preflight(scenario: Scenario, source: str) -> Scenario:
     Raises:
         UserError: naming ``source`` and the key at fault.
     """
-    gpu = GPUS.get(scenario.cluster.gpu)
     dtype = scenario.run.dtype
-    offered = [d for d in ("bf16", "fp16", "fp8", "tf32") if getattr(gpu, f"{d}_flops", 0.0)]
-    if dtype not in offered:
-        raise UserError(f"{source}: run.dtype: {gpu.name} has no {dtype} peak; expected one "
-                        f"of {', '.join(offered)}")
+    for pool in scenario.cluster.node_pools():
+        gpu = GPUS.get(pool.gpu)
+        offered = [d for d in ("bf16", "fp16", "fp8", "tf32") if getattr(gpu, f"{d}_flops", 0.0)]
+        if dtype not in offered:
+            raise UserError(f"{source}: run.dtype: {gpu.name} has no {dtype} peak; expected one "
+                            f"of {', '.join(offered)}")
     try:
         Simulation(scenario)
     except UserError as err:

@@ -278,4 +278,4 @@ class Random:
 
 
 # the other families register themselves on import
-from simcluster.policies import placement_topo, sharing  # noqa: E402, F401
+from simcluster.policies import hetero, placement_topo, sharing  # noqa: E402, F401
