@@ -147,3 +147,21 @@ def test_gavel_throughput_table_sets_relative_speeds():
 def test_missing_throughput_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="cannot read"):
         Simulation(scenario(cluster={"pools": POOLS, "throughputs": str(tmp_path / "x.json")}))
+
+
+def test_cluster_power_counts_each_gpu_type_at_its_own_figures():
+    from simcluster.hardware import gpu
+    s = simcluster.scenario_from_dict({
+        "run": {"fidelity": "duration"},
+        "cluster": {"pools": [{"gpu": "A100-80GB", "nodes": 1}, {"gpu": "H100-SXM", "nodes": 1}],
+                    "storage": {"servers": 0}},
+        "workload": {"jobs": [{"gpus": 8, "gpu_type": t, "run_time": "1h"}
+                              for t in ("A100-80GB", "H100-SXM")], "checkpoint_interval": 0}})
+    result = simcluster.run(s)
+    meta = result.meta
+    a, h = gpu("A100-80GB"), gpu("H100-SXM")
+    both_busy = result.utilization.iloc[0]
+    # every GPU of both pools computes: each at its own maximum, plus the hosts, times the PUE
+    expected = (8 * a.max_power_w + 8 * h.max_power_w + meta["hosts"] * meta["host_w"]) \
+        * meta["pue"]
+    assert both_busy["power_w"] == pytest.approx(expected)

@@ -106,3 +106,21 @@ def test_generated_jobs_are_the_same_under_another_policy():
     b = simcluster.run(simcluster.load_scenario(path, ["policy.placement=first_fit"])).jobs
     cols = ["job_id", "submit_s", "gpus", "model", "tenant", "iterations"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+@pytest.mark.parametrize("fidelity", ["duration", "coarse"])
+def test_stop_at_the_instant_a_segment_ends_keeps_the_segment(fidelity):
+    scenario = simcluster.scenario_from_dict({
+        "run": {"fidelity": fidelity},
+        "cluster": {"nodes": 1, "storage": {"servers": 0}},
+        "workload": {"jobs": [{"model": "resnet-50", "gpus": 4, "run_time": "1h"}],
+                     "checkpoint_interval": 0},
+    })
+    plain = simcluster.run(scenario).jobs.iloc[0]
+    sim = Simulation(scenario)
+    # stop exactly when the job's only segment ends: it has finished, nothing is lost
+    sim.env.timeout(plain["end_s"]).callbacks.append(
+        lambda _e: sim.scheduler.running and sim.scheduler.stop(sim.scheduler.running[0]))
+    stopped = sim.run().jobs.iloc[0]
+    assert stopped["state"] == "completed"
+    assert stopped["iterations_lost"] == 0 and stopped["end_s"] == plain["end_s"]

@@ -58,8 +58,15 @@ def run_job(sim: Any, job: TrainingJob, on_end: End) -> Generator[simpy.Event, A
         for flow in list(job.flows):
             sim.network.stop(flow)
         job.flows.clear()
-        partial = math.floor(job.in_segment + 1e-9)
+        partial = math.floor(job.in_segment * (1 + 1e-12) + 1e-9)
         job.executed += partial
+        if job.kept + partial >= job.iterations:
+            # stopped at the very instant its last iteration ended (the stop came first in
+            # the event queue): the job is done, nothing to redo
+            job.kept = job.iterations
+            job.in_segment = 0.0
+            on_end(job, True)
+            return
         if stop.cause == "preempt" and job.checkpoint_every and partial:
             # a preemption checkpoints before the GPUs are released (the scheduler does not
             # stop a job twice), so the work is kept

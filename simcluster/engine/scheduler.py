@@ -67,6 +67,7 @@ class Scheduler:
         self.running: dict[int, TrainingJob] = {}
         self.handles: dict[int, JobHandle] = {}  # live jobs (queued or running)
         self.computing = 0.0  # GPU-equivalents computing, time-averaged per job
+        self.busy_w = 0.0  # power above idle of the computing GPUs, W (per GPU type)
         self.fragmented = 0.0  # free GPUs no queued job can use (after the last pass)
         self.reservations: dict[int, float] = {}  # EASY: first reserved start of each head job
         self._timer_at: float | None = None
@@ -248,6 +249,7 @@ class Scheduler:
             job.first_start = max(sim.env.now, job.spec.submit_s)
         self.running[job.spec.id] = job
         self.computing += job.allocation.gpu_equivalents * job.timing.compute_fraction
+        self.busy_w += sim.busy_power(job)
         job.started(sim.env.now)
         resumed = job.preemptions > 0 and job.kept > 0
         restart = self.restart_s + (job.timing.checkpoint_s if resumed else 0.0)
@@ -286,6 +288,7 @@ class Scheduler:
         sim.charge(job)
         gpus = job.allocation.gpu_equivalents
         self.computing -= gpus * job.timing.compute_fraction
+        self.busy_w -= sim.busy_power(job)
         sim.cluster.release(job.allocation)
         del self.running[job.spec.id]
         job.process = None

@@ -160,12 +160,18 @@ class Simulation:
         s = self.scheduler if hasattr(self, "scheduler") else None
         running = len(s.running) if s else 0
         if s and not running:
-            s.computing = 0.0  # drop float residue when the cluster empties
+            s.computing = s.busy_w = 0.0  # drop float residue when the cluster empties
         self.recorder.utilization(self.env.now, self.cluster.allocated,
                                   s.computing if s else 0.0, running, s.queued if s else 0,
-                                  s.fragmented if s else 0.0)
+                                  s.fragmented if s else 0.0, s.busy_w if s else 0.0)
         if self.check:
             self.cluster.check()
+
+    def busy_power(self, job: TrainingJob) -> float:
+        """Power above idle (W) of a running job's GPUs while it computes, time-averaged."""
+        alloc = job.allocation
+        idle_w, max_w, _, _ = self._gpu_figures[self.topology.gpu_type(alloc.gpus[0])]
+        return alloc.gpu_equivalents * job.timing.compute_fraction * (max_w - idle_w)
 
     def charge(self, job: TrainingJob) -> None:
         """Charge a running job's GPU time and energy up to now."""

@@ -18,7 +18,7 @@ JOB_COLUMNS = (
 )
 UTILIZATION_COLUMNS = (
     "time_s", "gpus_allocated", "gpus_computing", "jobs_running", "jobs_queued",
-    "gpus_fragmented",
+    "gpus_fragmented", "gpus_busy_w",
 )
 
 
@@ -27,7 +27,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._jobs: list[tuple] = []
-        self._util: list[tuple[float, float, float, int, int, float]] = []
+        self._util: list[tuple[float, float, float, int, int, float, float]] = []
 
     def job(self, **row: object) -> None:
         """Append one job row; keys must be exactly :data:`JOB_COLUMNS`."""
@@ -37,13 +37,15 @@ class Recorder:
         self._jobs.append(tuple(row[c] for c in JOB_COLUMNS))
 
     def utilization(self, time_s: float, gpus_allocated: float, gpus_computing: float,
-                    jobs_running: int, jobs_queued: int, gpus_fragmented: float = 0.0) -> None:
+                    jobs_running: int, jobs_queued: int, gpus_fragmented: float = 0.0,
+                    gpus_busy_w: float = 0.0) -> None:
         """Record the cluster state from ``time_s`` on; a second row at one time replaces it.
 
-        ``gpus_fragmented``: free GPUs (shares) that no queued job can use.
+        ``gpus_fragmented``: free GPUs (shares) that no queued job can use; ``gpus_busy_w``: the
+        computing GPUs' power above idle, W (each at its own type's idle and maximum).
         """
         row = (time_s, gpus_allocated, gpus_computing, jobs_running, jobs_queued,
-               gpus_fragmented)
+               gpus_fragmented, gpus_busy_w)
         if self._util and self._util[-1][0] == time_s:
             self._util[-1] = row
         else:

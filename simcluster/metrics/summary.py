@@ -69,10 +69,13 @@ def time_average(frame: pd.DataFrame, column: str, end: float, start: float = 0.
 
 def power_series(util: pd.DataFrame, meta: Mapping[str, float]) -> pd.Series:
     """Facility power (W) after each state change: every GPU's idle draw, the computing GPUs'
-    extra draw up to their maximum, the hosts' constant draw, all times the PUE."""
-    it = (meta["gpus"] * meta["gpu_idle_w"]
-          + util["gpus_computing"] * (meta["gpu_max_w"] - meta["gpu_idle_w"])
-          + meta["hosts"] * meta["host_w"])
+    extra draw up to their maximum (``gpus_busy_w``, per GPU type; older tables without it use
+    one type's figures), the hosts' constant draw, all times the PUE."""
+    if "gpus_busy_w" in util:
+        busy = util["gpus_busy_w"]
+    else:
+        busy = util["gpus_computing"] * (meta["gpu_max_w"] - meta["gpu_idle_w"])
+    it = meta["gpus"] * meta["gpu_idle_w"] + busy + meta["hosts"] * meta["host_w"]
     return it * meta["pue"]
 
 
