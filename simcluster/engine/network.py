@@ -259,7 +259,6 @@ class Network:
             self._schedule_wake()
             return
         self.solves += 1
-        self._advance(flows)
         lengths = [len(f.links) for f in flows]
         links = np.concatenate([f.links for f in flows])
         vals = np.concatenate([f.coefs for f in flows])
@@ -274,9 +273,12 @@ class Network:
             incidence = sp.csr_matrix((vals, (rows, cols)), shape=(len(flows), len(order)))
             rates = self._solve(incidence, self.capacity[order], caps)
         now = self.env.now
-        for f, rate in zip(flows, rates.tolist(), strict=True):
-            if rate == f.rate and f.version:
-                continue
+        # progress is folded in lazily: only a flow whose rate changes is advanced to now (at
+        # its old rate); the others keep their stamp, and their finish time stays valid
+        changed = [(f, rate) for f, rate in zip(flows, rates.tolist(), strict=True)
+                   if rate != f.rate or not f.version]
+        self._advance([f for f, _ in changed])
+        for f, rate in changed:
             f.rate = rate
             f.version += 1
             if rate > 0 and math.isfinite(f.remaining):
