@@ -23,8 +23,10 @@ from simcluster.experiment.sweep import parse_grid_spec, sweep
 from simcluster.hardware import NICS
 from simcluster.metrics.summary import METRICS
 from simcluster.perf.collectives import OPS
+from simcluster.report.html import rebuild_report, write_report
+from simcluster.scenario import json_schema
 from simcluster.topology import describe
-from simcluster.units import format_quantity
+from simcluster.units import format_quantity, parse
 
 __all__ = ["main"]
 
@@ -48,7 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--json", action="store_true", help="print the summary as JSON")
     p_run.add_argument("--check", action="store_true",
                        help="verify allocation invariants after every scheduling pass")
+    p_run.add_argument("--max-wall", type=_wall, metavar="SECONDS",
+                       help="stop after this much wall-clock time (s, or e.g. 10min) and keep "
+                            "the results so far, marked partial")
+    p_run.add_argument("--report", action="store_true",
+                       help="also write report.html (plots and summary) to the --out directory")
+    p_report = sub.add_parser("report", help="rebuild report.html from a saved run directory")
+    p_report.add_argument("directory", type=Path, help="a directory written by run --out")
     scenario_command("check", "validate a scenario without running it")
+    p_schema = sub.add_parser("schema", help="print the JSON Schema of the scenario file")
+    p_schema.add_argument("--out", type=Path, help="write it to this file instead")
     p_topo = scenario_command("topology", "describe the scenario's cluster topology")
     p_topo.add_argument("--json", action="store_true", help="print as JSON")
     _collective_command(sub)
@@ -165,27 +176,62 @@ def _print_summary(summary: dict, header: str) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.report and args.out is None:
+        raise UserError("--report needs --out DIR: the report is written to that directory")
     scenario = load_scenario(args.scenario, args.overrides)
-    results = run(scenario, seed=args.seed, check=args.check)
+    results = run(scenario, seed=args.seed, check=args.check, max_wall_s=args.max_wall)
     summary = results.summary()
     if args.out is not None:
         try:
             paths = results.save(args.out)
         except OSError as err:
             raise UserError(f"--out {args.out}: cannot write results ({err.strerror})") from None
+        if args.report:
+            try:
+                paths.append(write_report(results, args.out))
+            except OSError as err:
+                raise UserError(f"--out {args.out}: cannot write the report "
+                                f"({err.strerror})") from None
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v)
                  for k, v in summary.items()}
-        print(json.dumps({"scenario": scenario.name, "seed": results.seed, **clean}, indent=2))
+        print(json.dumps({"scenario": scenario.name, "seed": results.seed,
+                          "partial": bool(results.meta.get("partial")), **clean}, indent=2))
     else:
         wall = results.meta.get("wall_s", 0.0)
         _print_summary(summary, f"{scenario.name}: seed {results.seed}, "
                                 f"{summary['jobs_submitted']} jobs, "
                                 f"simulated {format_quantity(summary['sim_time_s'], 'time')} "
                                 f"in {wall:.2f} s")
+    _warn(results, summary)
     if args.out is not None:
         print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0
+
+
+def _warn(results, summary: dict) -> None:
+    """Warnings on stderr: a run cut short by --max-wall, a queue that stopped moving."""
+    if results.meta.get("partial"):
+        print(f"warning: --max-wall stopped the run after {results.meta.get('wall_s', 0):.1f} s "
+              f"at simulated time {format_quantity(summary['sim_time_s'], 'time')}; results are "
+              f"partial ({summary['jobs_running_at_end']} jobs running, "
+              f"{summary['jobs_queued_at_end']} queued)", file=sys.stderr)
+    if summary.get("jobs_stuck"):
+        policy = results.scenario.get("policy", {})
+        print(f"warning: the queue stopped moving: {summary['jobs_stuck']} jobs stayed queued on "
+              f"an idle cluster ({policy.get('queue')} + {policy.get('placement')} could not "
+              f"place them; see the reason column of jobs.csv)", file=sys.stderr)
+
+
+def _wall(text: str) -> float:
+    """A wall-clock limit: positive seconds, or a time with a unit (argparse reports errors)."""
+    try:
+        value = parse(text, "time")
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+    return value
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -196,6 +242,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
                       f"{t}" for t in dict.fromkeys(p.gpu for p in pools))
     print(f"{args.scenario}: ok ({len(topology.hosts)} nodes, {gpus} GPUs, "
           f"{scenario.policy.queue} + {scenario.policy.placement})")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.out is None:
+        print(text, end="")
+        return 0
+    try:
+        args.out.write_text(text)
+    except OSError as err:
+        raise UserError(f"--out {args.out}: cannot write the schema ({err.strerror})") from None
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    for name in ("scenario.resolved.json", "jobs.csv", "utilization.csv"):
+        if not (args.directory / name).is_file():
+            raise UserError(f"{args.directory}: no saved run here (missing {name}); write one "
+                            f"with 'simcluster run SCENARIO --out {args.directory}'")
+    try:
+        path = rebuild_report(args.directory)
+    except OSError as err:
+        raise UserError(f"{args.directory}: cannot rebuild the report ({err.strerror})") from None
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -261,7 +333,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simcluster`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "check": _cmd_check, "topology": _cmd_topology,
+    commands = {"run": _cmd_run, "check": _cmd_check, "schema": _cmd_schema,
+                "topology": _cmd_topology, "report": _cmd_report,
                 "sweep": _cmd_sweep, "plan": _cmd_plan, "collective": _cmd_collective}
     try:
         return commands[args.command](args)

@@ -13,10 +13,12 @@ fabrics and policies are checked against the registries passed in the validation
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from annotated_types import GroupedMetadata
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -24,6 +26,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -45,21 +48,44 @@ __all__ = [
     "Scenario",
     "WorkloadConfig",
     "apply_overrides",
+    "json_schema",
     "load_scenario_file",
     "parse_scenario",
 ]
 
 
-def _quantity(dimension: str):
-    def convert(value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return parse(value, dimension)
-            except UserError as err:
-                raise ValueError(str(err)) from None
-        return value
+# what the JSON Schema says a quantity of each dimension is (units for editors' hovers)
+_UNITS = {
+    "time": 'a time: seconds, or a string with a unit ("90s", "1.5ms", "6h", "7d")',
+    "bytes": 'a size: bytes, or a string with a unit ("80GiB" = 80 x 2^30, "1.5TB" = 1.5e12)',
+    "rate": 'a rate: per second, or a string with a unit ("120/day", "5/h")',
+}
 
-    return BeforeValidator(convert)
+
+@dataclass(frozen=True)
+class _Quantity(GroupedMetadata):
+    """A quantity field: parses ``"6h"``-style strings, and documents itself in the schema."""
+
+    dimension: str
+
+    def __iter__(self) -> Iterator[Any]:
+        dimension = self.dimension
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, str):
+                try:
+                    return parse(value, dimension)
+                except UserError as err:
+                    raise ValueError(str(err)) from None
+            return value
+
+        yield BeforeValidator(convert)
+        yield WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}],
+                              "description": _UNITS[dimension]})
+
+
+def _quantity(dimension: str) -> _Quantity:
+    return _Quantity(dimension)
 
 
 Time = Annotated[float, _quantity("time"), Field(ge=0)]
@@ -192,7 +218,8 @@ class ClusterConfig(_Model):
     storage: StorageConfig = StorageConfig()
     cost: CostConfig = CostConfig()
     pools: list[PoolConfig] = []
-    throughputs: Annotated[ThroughputsConfig | None, BeforeValidator(_throughputs)] = None
+    throughputs: Annotated[ThroughputsConfig | None, BeforeValidator(
+        _throughputs, json_schema_input_type=str | ThroughputsConfig | None)] = None
 
     _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
     _fabric = field_validator("fabric")(lambda v, info: _check_name("fabric", v, info))
@@ -316,7 +343,9 @@ class MixEntry(JobFields):
         weight: relative share of arrivals.
     """
 
-    gpus: Annotated[Distribution, BeforeValidator(_gpus_distribution)] = Constant(value=1)
+    gpus: Annotated[Distribution, BeforeValidator(
+        _gpus_distribution, json_schema_input_type=float | list[float] | Distribution)] = \
+        Constant(value=1)
     run_time: Distribution
     weight: float = Field(1.0, gt=0)
 
@@ -460,6 +489,20 @@ class Scenario(_Model):
         if w.arrivals is not None and w.count is None and self.run.horizon is None:
             raise ValueError("generated arrivals need workload.count or run.horizon to end")
         return self
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a scenario file, for editors that complete and check
+    TOML (e.g. Taplo, Even Better TOML). Names of GPUs, models and policies are plain strings
+    here: they are checked against the registries when the scenario is loaded.
+
+    >>> sorted(json_schema()["properties"])[:3]
+    ['cluster', 'description', 'name']
+    """
+    schema = Scenario.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "simcluster scenario",
+            **{k: v for k, v in schema.items() if k != "title"}}
 
 
 # --- loading and errors ---------------------------------------------------------------------

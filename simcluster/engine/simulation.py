@@ -7,6 +7,7 @@ simulations in one process never interfere.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,7 +24,8 @@ from simcluster.engine.training import PerfModel, TrainingJob
 from simcluster.errors import UserError
 from simcluster.hardware import GPUS, LINK_EFFICIENCY, STORAGE, NICSpec, node_spec
 from simcluster.metrics.records import Recorder
-from simcluster.metrics.results import Results
+from simcluster.metrics.results import Results, package_versions
+from simcluster.metrics.summary import STUCK_REASON
 from simcluster.perf.models import MODELS
 from simcluster.policies.admission import ADMISSION_POLICIES
 from simcluster.policies.placement import PLACEMENT_POLICIES
@@ -36,7 +38,9 @@ from simcluster.topology import Topology, gpu_cluster
 from simcluster.workload.generators import job_stream
 from simcluster.workload.jobs import JobSpec
 
-__all__ = ["Simulation", "build_topology", "make_policy"]
+__all__ = ["WALL_CHECK_EVENTS", "Simulation", "build_topology", "make_policy"]
+
+WALL_CHECK_EVENTS = 2048  # events between wall-clock checks under a max_wall_s limit
 
 
 def build_topology(cluster: ClusterConfig, nic: NICSpec | None = None) -> Topology:
@@ -213,13 +217,27 @@ class Simulation:
             self.scheduler.submit(job)
 
     def run(self, max_wall_s: float | None = None) -> Results:
-        """Run to the horizon (or until no event is left) and return the results."""
+        """Run to the horizon (or until no event is left) and return the results.
+
+        Args:
+            max_wall_s: wall-clock limit (s). When it passes, the run stops after the current
+                simulated instant; jobs still running or queued are recorded as at a horizon
+                and ``meta["partial"]`` is True. None: no limit.
+        """
+        if max_wall_s is not None and not max_wall_s > 0:
+            raise UserError(f"max_wall_s: expected a positive number of seconds, got "
+                            f"{max_wall_s!r}")
         horizon = self.scenario.run.horizon
         stream = job_stream(self.scenario.workload, self.streams, horizon)
-        self.env.process(self._arrivals(stream))
+        arrivals = self.env.process(self._arrivals(stream))
         started = time.perf_counter()
-        self.env.run(until=horizon)
-        end = horizon if horizon is not None else self.env.now
+        partial = False
+        if max_wall_s is None:
+            self.env.run(until=horizon)
+        else:
+            partial = self._run_until_wall(horizon, started + max_wall_s)
+        end = horizon if horizon is not None and not partial else self.env.now
+        stuck = [] if partial or arrivals.is_alive else self._diagnose_stuck()
         for job in list(self._jobs.values()):
             if job.state == "running":
                 self.charge(job)
@@ -229,11 +247,46 @@ class Simulation:
         meta = self._meta(end, time.perf_counter() - started)
         meta["max_link_util"] = float(links["utilization"].max()) if len(links) else 0.0
         meta["network_solves"] = self.network.solves
+        meta["partial"] = partial
+        meta["jobs_stuck"] = len(stuck)
+        meta["versions"] = package_versions()
         return Results(
             jobs=self.recorder.jobs_frame(), utilization=self.recorder.utilization_frame(),
             scenario=self.scenario.model_dump(mode="json"), seed=self.seed,
             meta=meta, links=links,
         )
+
+    def _run_until_wall(self, horizon: float | None, deadline: float) -> bool:
+        """Step the environment as ``env.run(until=horizon)`` would, checking the wall clock
+        (``time.perf_counter``) every :data:`WALL_CHECK_EVENTS` events; returns True if the
+        deadline stopped the run (after finishing the simulated instant it was in)."""
+        env, limit = self.env, math.inf if horizon is None else horizon
+        steps = 0
+        while env.peek() < limit:
+            env.step()
+            steps += 1
+            if steps % WALL_CHECK_EVENTS == 0 and time.perf_counter() >= deadline:
+                now = env.now
+                while env.peek() == now:  # leave no instant half-processed
+                    env.step()
+                return True
+        if horizon is not None:
+            env.run(until=horizon)  # no event is left before it: only advances the clock
+        return False
+
+    def _diagnose_stuck(self) -> list[TrainingJob]:
+        """Jobs queued when every job has arrived, nothing runs and no scheduler timer is set:
+        the queue stopped moving, and nothing will ever start them (at the horizon too, if the
+        events ran out before it). Marks their ``reason`` and returns them."""
+        s = self.scheduler
+        if s.running or not s.queued or s._timer_at is not None or s._pass_pending:
+            return []
+        policy = self.scenario.policy
+        stuck = s.pending_jobs()
+        for job in stuck:
+            job.reason = (f"{STUCK_REASON}: queue policy {policy.queue!r} with placement "
+                          f"policy {policy.placement!r} could not place it on an idle cluster")
+        return stuck
 
     def _meta(self, end: float, wall_s: float) -> dict[str, Any]:
         """Cluster constants for the summary. Per-GPU figures are means over the GPUs of all

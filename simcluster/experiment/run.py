@@ -77,17 +77,20 @@ def preflight(scenario: Scenario, source: str) -> Scenario:
     return scenario
 
 
-def run(scenario: Scenario | str | Path, seed: int | None = None, check: bool = False) -> Results:
+def run(scenario: Scenario | str | Path, seed: int | None = None, check: bool = False,
+        max_wall_s: float | None = None) -> Results:
     """Run one simulation.
 
     Args:
         scenario: a validated scenario, or a path to a TOML file.
         seed: root seed; the scenario's ``run.seed`` if None.
         check: verify allocation invariants after every scheduling pass (slower).
+        max_wall_s: wall-clock limit (s); when it passes the run stops cleanly and the results
+            so far are kept, with ``results.meta["partial"]`` True. None: no limit.
 
     Returns:
         The run's :class:`~simcluster.metrics.results.Results`.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return Simulation(scenario, seed=seed, check=check).run()
+    return Simulation(scenario, seed=seed, check=check).run(max_wall_s=max_wall_s)

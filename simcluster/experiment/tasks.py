@@ -17,18 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from simcluster.engine.simulation import Simulation
+from simcluster.metrics.results import package_versions
 from simcluster.scenario import Scenario
 
 __all__ = [
@@ -36,7 +34,6 @@ __all__ = [
     "run_key",
 ]
 
-_PACKAGES = ("simcluster", "numpy", "scipy", "pandas", "simpy", "networkx", "pydantic")
 
 
 def replication_seed(root: int, replication: int) -> int:
@@ -50,21 +47,6 @@ def run_key(point: dict[str, Any], replication: int, seed: int) -> str:
     text = json.dumps({"point": point, "replication": replication, "seed": seed},
                       sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that determine a run's numbers."""
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        module = sys.modules.get(name)
-        version = getattr(module, "__version__", None)
-        if version is None:
-            try:
-                version = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                version = "unknown"
-        versions[name] = str(version)
-    return versions
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+import sys
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,29 @@ import pandas as pd
 
 from simcluster.metrics.summary import power_series, summarize
 
-__all__ = ["Results"]
+__all__ = ["Results", "package_versions"]
+
+# the packages that determine a run's numbers
+_PACKAGES = ("simcluster", "numpy", "scipy", "pandas", "simpy", "networkx", "pydantic")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that determine a run's numbers.
+
+    >>> sorted(package_versions())[:3]
+    ['networkx', 'numpy', 'pandas']
+    """
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        module = sys.modules.get(name)
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                version = "unknown"
+        versions[name] = str(version)
+    return versions
 
 
 @dataclass
@@ -27,7 +52,9 @@ class Results:
         utilization: the cluster-state step function, with ``power_w`` (facility power).
         scenario: the full resolved scenario (a JSON-ready dict).
         seed: the root seed that produced this run.
-        meta: cluster constants used by the summaries, and run facts (``partial``).
+        meta: cluster constants used by the summaries, and run facts: ``partial`` (stopped
+            by a wall-clock limit), ``jobs_stuck``, ``versions`` (of the packages that
+            determine the numbers), ``wall_s``.
         links: bytes and mean utilisation of every link and storage disk that carried traffic,
             busiest first (the most congested links).
     """
@@ -50,7 +77,8 @@ class Results:
         return summarize(self.jobs, self.utilization, self.meta)
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Write summary.json, jobs.csv, utilization.csv, links.csv and scenario.resolved.json.
+        """Write summary.json, jobs.csv, utilization.csv, links.csv, scenario.resolved.json and
+        meta.json (the cluster constants the summaries use; :meth:`load` reads them all back).
 
         Returns:
             The paths written.
@@ -61,11 +89,41 @@ class Results:
                    for k, v in self.summary().items()}
         paths = [out / "summary.json", out / "jobs.csv", out / "utilization.csv",
                  out / "scenario.resolved.json"]
-        paths[0].write_text(json.dumps({"seed": self.seed, **summary}, indent=2) + "\n")
+        head = {"seed": self.seed, "partial": bool(self.meta.get("partial", False))}
+        paths[0].write_text(json.dumps({**head, **summary}, indent=2) + "\n")
         self.jobs.to_csv(paths[1], index=False)
         self.utilization.to_csv(paths[2], index=False)
         paths.append(out / "links.csv")
         self.links.to_csv(paths[-1], index=False)
-        resolved = {"seed": self.seed, "scenario": self.scenario}
+        resolved = {"seed": self.seed, "scenario": self.scenario,
+                    "versions": self.meta.get("versions") or package_versions()}
         paths[3].write_text(json.dumps(resolved, indent=2, default=str) + "\n")
+        paths.append(out / "meta.json")
+        paths[-1].write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
         return paths
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Results:
+        """Read back a run written by :meth:`save`.
+
+        ``links.csv`` and ``meta.json`` are optional (older directories lack them); without
+        ``meta.json`` the tables load but :meth:`summary` cannot be recomputed, so read the
+        saved ``summary.json`` instead.
+
+        Raises:
+            FileNotFoundError: a required file is missing.
+        """
+        src = Path(directory)
+        resolved = json.loads((src / "scenario.resolved.json").read_text())
+        jobs = pd.read_csv(src / "jobs.csv")
+        for column in ("tenant", "model", "state", "reason"):  # empty text reads back as NaN
+            if column in jobs:
+                jobs[column] = jobs[column].astype(object).fillna("").astype(str)
+        utilization = pd.read_csv(src / "utilization.csv")
+        meta_path, links_path = src / "meta.json", src / "links.csv"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        results = cls(jobs, utilization, resolved.get("scenario", {}),
+                      int(resolved.get("seed", 0)), meta)
+        if links_path.exists():
+            results.links = pd.read_csv(links_path)
+        return results

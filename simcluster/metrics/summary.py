@@ -21,7 +21,10 @@ import pandas as pd
 
 from simcluster.metrics.tenants import POLICY_METRICS, policy_metrics
 
-__all__ = ["METRICS", "power_series", "summarize", "time_average"]
+__all__ = ["METRICS", "STUCK_REASON", "power_series", "summarize", "time_average"]
+
+# how the ``reason`` of a job left queued by a queue that stopped moving (deadlock) begins
+STUCK_REASON = "queue stopped moving"
 
 # name -> meaning (units in the name)
 METRICS: dict[str, str] = {
@@ -30,6 +33,7 @@ METRICS: dict[str, str] = {
     "jobs_rejected": "jobs that can never fit the cluster (rejected at submit)",
     "jobs_queued_at_end": "jobs still waiting at the horizon",
     "jobs_running_at_end": "jobs still running at the horizon",
+    "jobs_stuck": "jobs left queued on an idle cluster when no event was left (deadlock)",
     "mean_wait_s": "mean time from submit to first start (started jobs after warm-up)",
     "mean_wait_lower_bound_s": "mean wait counting jobs still queued at the end with their wait "
                                "so far (a lower bound when the queue does not drain)",
@@ -112,6 +116,8 @@ def summarize(jobs: pd.DataFrame, util: pd.DataFrame, meta: Mapping[str, float])
         "jobs_rejected": int((state == "rejected").sum()),
         "jobs_queued_at_end": int((state == "queued").sum()),
         "jobs_running_at_end": int((state == "running").sum()),
+        "jobs_stuck": int(((state == "queued")
+                           & jobs["reason"].astype(str).str.startswith(STUCK_REASON)).sum()),
         "mean_wait_s": float(started["wait_s"].mean()) if len(started) else float("nan"),
         "mean_wait_lower_bound_s": float(censored.mean()) if len(censored) else float("nan"),
         "p50_wait_s": _pct(started["wait_s"], 50),

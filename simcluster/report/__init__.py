@@ -1,0 +1,1 @@
+"""Pictures and the run report: read results (tables), never the engine."""
