@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from simcluster.engine.cluster import InvariantViolation
 from simcluster.engine.simulation import build_topology
 from simcluster.errors import UserError
 from simcluster.experiment.collective import collective_sweep, parse_size, sizes
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("scenario", help="scenario TOML file")
         p.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY=VALUE", help="override a scenario key, e.g. cluster.nodes=8")
+        p.add_argument("--allow-import", action="store_true",
+                       help="let the scenario name policies as module:Class (imports, so runs, "
+                            "that module's code)")
         return p
 
     p_run = scenario_command("run", "run a scenario and print its summary")
@@ -178,7 +182,7 @@ def _print_summary(summary: dict, header: str) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.report and args.out is None:
         raise UserError("--report needs --out DIR: the report is written to that directory")
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     results = run(scenario, seed=args.seed, check=args.check, max_wall_s=args.max_wall)
     summary = results.summary()
     if args.out is not None:
@@ -235,7 +239,7 @@ def _wall(text: str) -> float:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     topology = build_topology(scenario.cluster)
     pools = scenario.cluster.node_pools()
     gpus = " + ".join(f"{sum(1 for g in range(len(topology.gpus)) if topology.gpu_type(g) == t)} "
@@ -272,7 +276,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     info = describe(build_topology(scenario.cluster))
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -290,7 +294,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     grid = dict(parse_grid_spec(spec) for spec in args.grid)
     try:
         result = sweep(scenario, grid, replications=args.replications, seed=args.seed,
@@ -321,7 +325,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     result = plan(scenario, args.vary, args.target, replications=args.replications,
                   confidence=args.confidence, seed=args.seed, executor=args.backend,
                   workers=args.workers, scheduler=args.scheduler, out=args.out,
@@ -341,6 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except InvariantViolation as err:  # a bug in the engine or a policy, caught by --check
+        print(f"invariant violated (a bug; please report it with the scenario and seed): {err}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -388,3 +388,68 @@ def test_fuzzed_scenario_files_never_crash_check(tmp_path, capsys, text):
     assert code in (0, 2), err
     if code == 2:
         assert err.startswith("error: ") and "Traceback" not in err, err
+
+
+# --- --check: each invariant broken on purpose is caught -------------------------------------
+
+def _checked_sim():
+    from simcluster.engine.simulation import Simulation
+    scenario = simcluster.scenario_from_dict({
+        "cluster": {"nodes": 2},
+        "workload": {"jobs": [{"model": "gpt2-1.5b", "gpus": 16, "iterations": 50}],
+                     "checkpoint_interval": 0}})
+    return Simulation(scenario, check=True)
+
+
+def _run_until_running(sim):
+    from simcluster.workload.generators import job_stream
+    sim.env.process(sim._arrivals(job_stream(sim.scenario.workload, sim.streams, None)))
+    sim.env.run(until=1e-3)
+    assert sim.scheduler.running and sim.network.active
+
+
+@pytest.mark.parametrize("breakage", ["gpu", "link", "bytes", "state", "time"])
+def test_check_catches_each_broken_invariant(breakage):
+    from simcluster.engine.cluster import InvariantViolation
+    sim = _checked_sim()
+    _run_until_running(sim)
+    sim.check_invariants()  # all fine so far
+    flow = next(iter(sim.network._flows.values()))
+    job = next(iter(sim.scheduler.running.values()))
+    if breakage == "gpu":
+        sim.cluster._free[0] = -1.0                 # a GPU allocated twice
+    elif breakage == "link":
+        flow.rate, flow.cap = 1e15, float("inf")    # a link over its capacity
+    elif breakage == "bytes":                       # bytes appearing from nowhere
+        gpus = sim.topology.gpus
+        transfer = sim.network.start(*sim.network.path(gpus[0], gpus[8])[:2], 1e9)
+        sim.env.run(until=sim.env.now + 1e-6)
+        transfer.sent += 1e9
+    elif breakage == "state":
+        job.state = "queued"                        # running, but says queued
+    else:
+        sim._checked_at = sim.env.now + 1.0         # time going backwards
+    with pytest.raises(InvariantViolation):
+        sim.check_invariants()
+
+
+def test_custom_policies_are_imported_only_when_allowed(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_policies.py").write_text(
+        "from simcluster.policies.placement import FirstFit\n"
+        "class Mine(FirstFit):\n"
+        "    '''First fit, from the user's own module.'''\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("[policy]\nplacement = 'my_policies:Mine'\n"
+                        "[workload]\njobs = [{ run_time = '1h' }]\n")
+    assert main(["check", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "my_policies:Mine" in err and "--allow-import" in err
+    assert "my_policies" not in __import__("sys").modules   # nothing was imported
+    assert main(["run", str(scenario), "--allow-import", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["jobs_completed"] == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[policy]\nplacement = 'no_such_module:X'\n"
+                   "[workload]\njobs = [{ run_time = '1h' }]\n")
+    assert main(["check", str(bad), "--allow-import"]) == 2
+    assert "cannot import module 'no_such_module'" in capsys.readouterr().err

@@ -16,12 +16,17 @@ from simcluster.policies.view import TypeMasks
 from simcluster.topology import Topology
 from simcluster.workload.jobs import Request
 
-__all__ = ["Allocation", "AllocationError", "ClusterState"]
+__all__ = ["Allocation", "AllocationError", "ClusterState", "InvariantViolation"]
 
 _EPS = 1e-9
 
 
-class AllocationError(RuntimeError):
+class InvariantViolation(RuntimeError):
+    """A simulation invariant broke (an engine or policy bug, not a user error); the message
+    names the simulated time and what broke."""
+
+
+class AllocationError(InvariantViolation):
     """An allocation would over-commit a GPU, CPU or memory (an engine or policy bug)."""
 
 

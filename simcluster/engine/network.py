@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import simpy
 
+from simcluster.engine.cluster import InvariantViolation
 from simcluster.hardware import LINK_EFFICIENCY
 from simcluster.perf.fluid import SOLVERS, maxmin_dense
 from simcluster.routing import Router
@@ -54,7 +55,8 @@ class Flow:
     """
 
     __slots__ = ("id", "links", "coefs", "mult", "remaining", "cap", "rate", "updated",
-                 "latency", "done", "on_rate", "tag", "version", "sent", "started", "cancelled")
+                 "latency", "done", "on_rate", "tag", "version", "sent", "started", "cancelled",
+                 "size")
 
     def __init__(self, fid: int, links: np.ndarray, coefs: np.ndarray, nbytes: float, cap: float,
                  latency: float, done: simpy.Event, now: float, tag: object = None,
@@ -64,6 +66,7 @@ class Flow:
         self.rate, self.updated, self.started = 0.0, now, now
         self.done, self.on_rate, self.tag = done, on_rate, tag
         self.version, self.sent, self.cancelled = 0, 0.0, False
+        self.size = float(nbytes)
         self.mult = np.ones(len(links))
 
 
@@ -109,6 +112,7 @@ class Network:
         self._routes: dict[tuple, tuple[np.ndarray, np.ndarray, float]] = {}
         self.solves = 0
         self.flow_events = 0
+        self.check_each_solve = False  # --check: verify rates and bytes after every solve
 
     # --- building flows ------------------------------------------------------------------
     def path(self, src: str, dst: str,
@@ -173,6 +177,7 @@ class Network:
         flow = Flow(next(self._ids), links, coefs, nbytes, cap, latency, self.env.event(),
                     self.env.now, tag, on_rate)
         flow.mult = np.ones(len(links)) if mult is None else mult
+        flow.size = float(nbytes)
         self.flow_events += 1
         if nbytes <= 0:
             self._finish_later(flow)
@@ -285,7 +290,35 @@ class Network:
                 heapq.heappush(self._heap, (now + f.remaining / rate, f.id, f.version))
             if f.on_rate is not None:
                 f.on_rate(f)
+        if self.check_each_solve:
+            self.check()
         self._schedule_wake()
+
+    def check(self) -> None:
+        """Verify the invariants: no constraint carries more than its capacity, no flow beats
+        its cap, and every flow's bytes are accounted (sent + remaining = size).
+
+        Raises:
+            InvariantViolation: naming the simulated time and the link or flow.
+        """
+        now = self.env.now
+        load = np.zeros(len(self.capacity))
+        for f in self._flows.values():
+            if math.isfinite(f.rate):
+                np.add.at(load, f.links, f.coefs * f.rate)
+            if f.rate > f.cap * (1 + 1e-9):
+                raise InvariantViolation(f"t={now}: flow {f.id} runs at {f.rate} above its cap "
+                                         f"{f.cap}")
+            if math.isfinite(f.size) and abs(f.sent + f.remaining - f.size) > 1e-6 * f.size:
+                raise InvariantViolation(f"t={now}: flow {f.id} lost bytes: sent {f.sent} + "
+                                         f"remaining {f.remaining} != {f.size}")
+        over = np.flatnonzero(load > self.capacity * (1 + 1e-9) + 1e-9)
+        if len(over):
+            i = int(over[0])
+            name = ("->".join(self.link_names[i]) if i < len(self.link_names)
+                    else f"{self.topology.storage[i - len(self.link_names)]}/disk")
+            raise InvariantViolation(f"t={now}: {name} carries {load[i]:.6g} over its capacity "
+                                     f"{self.capacity[i]:.6g}")
 
     # --- completions ---------------------------------------------------------------------
     def _next(self) -> tuple[float, Flow] | None:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import simpy
 
-from simcluster.engine.cluster import ClusterState
+from simcluster.engine.cluster import ClusterState, InvariantViolation
 from simcluster.engine.network import Network
 from simcluster.engine.scheduler import Scheduler
 from simcluster.engine.speeds import relative_speeds
@@ -99,6 +99,7 @@ class Simulation:
         self.scenario = scenario
         self.seed = scenario.run.seed if seed is None else int(seed)
         self.check = check
+        self._checked_at = 0.0
         self.env = simpy.Environment()
         self.streams = Streams(self.seed)
         self.recorder = Recorder()
@@ -109,6 +110,7 @@ class Simulation:
         self.link_efficiency = {**LINK_EFFICIENCY, **net.efficiency}
         self.network = Network(self.env, self.topology, self.router, self.link_efficiency,
                                net.solver)
+        self.network.check_each_solve = check
         self.perf = PerfModel(self.topology, self.router, scenario.run.dtype,
                               self.link_efficiency, net.algorithm, net.nvls)
         policy = scenario.policy
@@ -169,7 +171,31 @@ class Simulation:
                                   s.computing if s else 0.0, running, s.queued if s else 0,
                                   s.fragmented if s else 0.0, s.busy_w if s else 0.0)
         if self.check:
-            self.cluster.check()
+            self.check_invariants()
+
+    def check_invariants(self) -> None:
+        """``--check``: no GPU, CPU or memory over-committed; link rates within capacity and
+        bytes accounted; time monotone; every job in exactly one state.
+
+        Raises:
+            InvariantViolation: naming the simulated time and what broke.
+        """
+        now = self.env.now
+        if now < self._checked_at:
+            raise InvariantViolation(f"time went backwards: {now} after {self._checked_at}")
+        self._checked_at = now
+        self.cluster.check()
+        self.network.check()
+        s = getattr(self, "scheduler", None)
+        running = s.running if s else {}
+        for job in self._jobs.values():
+            if job.state not in ("queued", "running"):
+                raise InvariantViolation(f"t={now}: job {job.spec.id} is {job.state!r} but "
+                                         "not yet reduced to its row")
+            if (job.state == "running") != (job.spec.id in running):
+                raise InvariantViolation(f"t={now}: job {job.spec.id} is {job.state!r} but "
+                                         f"{'not ' if job.spec.id not in running else ''}"
+                                         "in the scheduler's running set")
 
     def busy_power(self, job: TrainingJob) -> float:
         """Power above idle (W) of a running job's GPUs while it computes, time-averaged."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from simcluster.engine.simulation import Simulation
 from simcluster.errors import UserError
+from simcluster.experiment.imports import ImportingRegistry
 from simcluster.hardware import GPUS, NICS, STORAGE
 from simcluster.metrics.results import Results
 from simcluster.perf.fluid import SOLVERS
@@ -30,30 +31,36 @@ from simcluster.topology import FABRICS
 __all__ = ["load_scenario", "registries", "run", "scenario_from_dict"]
 
 
-def registries() -> dict[str, Any]:
-    """Every registry a scenario's names are checked against, by the kind named in errors."""
+def registries(allow_import: bool = False) -> dict[str, Any]:
+    """Every registry a scenario's names are checked against, by the kind named in errors.
+
+    Policies may also be named ``module:Class``; such a module is imported (its code runs) only
+    with ``allow_import`` (:mod:`simcluster.experiment.imports`).
+    """
     return {
         "GPU": GPUS, "NIC": NICS, "storage": STORAGE, "model": MODELS, "fabric": FABRICS,
-        "queue policy": QUEUE_POLICIES, "placement policy": PLACEMENT_POLICIES,
-        "admission policy": ADMISSION_POLICIES,
+        "queue policy": ImportingRegistry(QUEUE_POLICIES, allow_import),
+        "placement policy": ImportingRegistry(PLACEMENT_POLICIES, allow_import),
+        "admission policy": ImportingRegistry(ADMISSION_POLICIES, allow_import),
         "fluid solver": SOLVERS,
     }
 
 
-def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+def load_scenario(path: str | Path, overrides: Sequence[str] = (),
+                  allow_import: bool = False) -> Scenario:
     """Read and validate a TOML scenario file, with ``key.path=value`` overrides.
 
     Raises:
         UserError: anything wrong with the file, naming the file, key, value and expectation.
     """
-    return preflight(load_scenario_file(path, overrides, registries()), str(path))
+    return preflight(load_scenario_file(path, overrides, registries(allow_import)), str(path))
 
 
 def scenario_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (),
-                       source: str = "<dict>") -> Scenario:
+                       source: str = "<dict>", allow_import: bool = False) -> Scenario:
     """Validate a scenario given as a (nested) dict, e.g. built in a notebook."""
-    return preflight(parse_scenario(apply_overrides(data, overrides), source, registries()),
-                     source)
+    return preflight(parse_scenario(apply_overrides(data, overrides), source,
+                                    registries(allow_import)), source)
 
 
 def preflight(scenario: Scenario, source: str) -> Scenario:
