@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simcluster"
 RANK = {
     "units": 0, "rng": 0, "registry": 0, "errors": 0,
     "metrics": 1,
-    "scenario": 2,
+    "scenario": 2, "scenario_load": 2,
     "hardware": 3,
     "topology": 4, "routing": 4,
     "perf": 5,

@@ -25,7 +25,8 @@ from simcluster.perf.models import MODELS
 from simcluster.policies.admission import ADMISSION_POLICIES
 from simcluster.policies.placement import PLACEMENT_POLICIES
 from simcluster.policies.queue import QUEUE_POLICIES
-from simcluster.scenario import Scenario, apply_overrides, load_scenario_file, parse_scenario
+from simcluster.scenario import Scenario
+from simcluster.scenario_load import apply_overrides, load_scenario_file, parse_scenario
 from simcluster.topology import FABRICS
 
 __all__ = ["load_scenario", "registries", "run", "scenario_from_dict"]

@@ -42,7 +42,8 @@ from simcluster.experiment.tasks import (
     run_key,
 )
 from simcluster.metrics.summary import METRICS
-from simcluster.scenario import Scenario, parse_scenario
+from simcluster.scenario import Scenario
+from simcluster.scenario_load import parse_scenario
 
 __all__ = ["SweepResults", "expand_grid", "parse_grid_spec", "run_points", "sweep"]
 
