@@ -48,6 +48,12 @@ __all__ = [
     "json_schema",
 ]
 
+# Sizes beyond any built cluster are typos, not plans (the largest public GPU clusters are ~100k
+# GPUs, ~12.5k 8-GPU nodes; an NVL72 rack is the largest NVLink domain, 72 GPUs): refused at
+# load instead of spending minutes building the topology.
+MAX_NODES = 20_000
+MAX_GPUS_PER_NODE = 72
+
 
 # what the JSON Schema says a quantity of each dimension is (units for editors' hovers)
 _UNITS = {
@@ -161,8 +167,8 @@ class PoolConfig(_Model):
     """One ``[[cluster.pools]]`` entry: nodes of one GPU type in a mixed cluster."""
 
     gpu: str
-    nodes: int = Field(ge=1)
-    gpus_per_node: int | None = Field(None, ge=1)
+    nodes: int = Field(ge=1, le=MAX_NODES)
+    gpus_per_node: int | None = Field(None, ge=1, le=MAX_GPUS_PER_NODE)
 
     _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
 
@@ -205,8 +211,8 @@ class ClusterConfig(_Model):
     """
 
     gpu: str = "H100-SXM"
-    nodes: int = Field(1, ge=1)
-    gpus_per_node: int | None = Field(None, ge=1)
+    nodes: int = Field(1, ge=1, le=MAX_NODES)
+    gpus_per_node: int | None = Field(None, ge=1, le=MAX_GPUS_PER_NODE)
     fabric: str = "rail_optimized"
     nodes_per_rack: int = Field(32, ge=1)
     oversubscription: float = Field(1.0, ge=1.0)
