@@ -35,6 +35,9 @@ def test_quickstart_summary_is_sane():
     assert s["energy_kwh"] > idle_floor_kwh
     assert s["cost_usd"] == pytest.approx(32 * s["sim_time_s"] / 3600 * meta["hourly_usd"])
     assert set(results.jobs["tenant"]) == {"teaching", "vision", "nlp", "llm"}
+    tenants = results.per_tenant().set_index("tenant")
+    assert tenants["jobs"].sum() == 100 and tenants["gpu_share"].sum() == pytest.approx(1.0)
+    assert results.links["utilization"].is_monotonic_decreasing  # busiest first
     assert results.jobs["gpus"].between(1, 16).all()
 
 

@@ -389,7 +389,8 @@ class Network:
 
     # --- metrics -------------------------------------------------------------------------
     def link_table(self, elapsed: float) -> list[dict[str, object]]:
-        """Per-constraint bytes and mean utilisation over ``elapsed`` seconds (busiest first)."""
+        """Per-constraint bytes and mean utilisation over ``elapsed`` seconds (highest
+        utilisation first)."""
         self._advance(list(self._flows.values()))
         rows = []
         n_links = len(self.link_names)
@@ -402,5 +403,5 @@ class Network:
                 name, kind = f"{self.topology.storage[i - n_links]}/disk", "disk"
             util = self.load[i] / (self.capacity[i] * elapsed) if elapsed > 0 else 0.0
             rows.append({"link": name, "kind": kind, "bytes": carried, "utilization": util})
-        rows.sort(key=lambda r: -r["bytes"])
+        rows.sort(key=lambda r: (-r["utilization"], -r["bytes"]))
         return rows

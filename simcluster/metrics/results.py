@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from simcluster.metrics.summary import power_series, summarize
+from simcluster.metrics.tenants import per_tenant
 
 __all__ = ["Results", "package_versions"]
 
@@ -71,6 +72,11 @@ class Results:
         if "power_w" not in self.utilization and not self.utilization.empty:
             self.utilization = self.utilization.assign(
                 power_w=power_series(self.utilization, self.meta))
+
+    def per_tenant(self) -> pd.DataFrame:
+        """Per-tenant jobs, waits, completion times, slowdowns, GPU shares and lost work (jobs
+        submitted after the warm-up)."""
+        return per_tenant(self.jobs, float(self.meta.get("warmup_s", 0.0)))
 
     def summary(self) -> dict[str, float]:
         """Headline metrics with stable names (:data:`simcluster.metrics.summary.METRICS`)."""
