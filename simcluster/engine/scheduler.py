@@ -179,16 +179,26 @@ class Scheduler:
         strict = policy.blocking or bool(victims)  # after a preemption, hold the freed GPUs
         reservation = None
         waiting = []
+        # within one pass the cluster only fills up, so a request shape that did not fit once
+        # will not fit later in the pass, and once less is free than the smallest pending
+        # request nothing more can start (keeps a long non-blocking queue from costing a full
+        # scan with a placement call per job on every event)
+        failed: set = set()
+        smallest = min((e[2].request.gpus for e in self._pending), default=0.0)
         while self._pending:
+            if not strict and cluster.free_gpus + _EPS < smallest:
+                break
             entry = heapq.heappop(self._pending)
             handle = entry[2]
             request = handle.request
             # no placement can give more than is free: skip the policy call
-            if request.gpus > cluster.free_gpus + _EPS:
+            if request.gpus > cluster.free_gpus + _EPS or (not job_aware and request in failed):
                 gpus = None
             else:
                 gpus = policy_place(request, view, handle) if job_aware else policy_place(
                     request, view)
+                if gpus is None:
+                    failed.add(request)
             if gpus is not None and reservation is not None:
                 after = policy.admit(handle, gpus, reservation, view)
                 if after is None:  # it would delay the reserved head job
