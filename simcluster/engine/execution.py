@@ -59,7 +59,6 @@ def run_job(sim: Any, job: TrainingJob, on_end: End) -> Generator[simpy.Event, A
             sim.network.stop(flow)
         job.flows.clear()
         partial = math.floor(job.in_segment * (1 + 1e-12) + 1e-9)
-        job.executed += partial
         if job.kept + partial >= job.iterations:
             # stopped at the very instant its last iteration ended (the stop came first in
             # the event queue): the job is done, nothing to redo
@@ -189,7 +188,6 @@ def _segments(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
                 yield from _checkpoint(sim, job)
                 if load is not None:
                     load = _CoarseLoad(sim, job)
-            job.executed += n
             job.kept += n
             job.in_segment = 0.0
     finally:
@@ -255,7 +253,6 @@ def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
                 job.in_segment += 1
             if not last and job.checkpoint_every:
                 yield from _checkpoint(sim, job)
-            job.executed += n
             job.kept += n
             job.in_segment = 0.0
     finally:

@@ -107,14 +107,14 @@ class TrainingJob:
         fixed_iteration_s: seconds per iteration at ``duration`` fidelity (placement-blind).
         state: queued, running, completed or rejected.
         kept: iterations safe in a checkpoint (or done, at the end).
-        executed, lost: iterations run in total, and run but lost to a stop.
+        lost: iterations run but lost to a stop (redone later).
         slowdown: current factor on the iteration time from network contention (coarse).
         network_wait_s, storage_wait_s: time lost to contention on the fabric, and spent
             waiting for storage (checkpoint writes, data loading not hidden by prefetch).
     """
 
     __slots__ = ("spec", "model", "fidelity", "iterations", "checkpoint_every",
-                 "fixed_iteration_s", "state", "reason", "kept", "executed", "lost",
+                 "fixed_iteration_s", "state", "reason", "kept", "lost",
                  "allocation", "timing", "first_start", "end", "gpu_seconds", "energy_j",
                  "preemptions", "process", "flows", "slowdown", "wake", "network_wait_s",
                  "storage_wait_s", "in_segment", "_run_start")
@@ -125,7 +125,7 @@ class TrainingJob:
         self.iterations, self.checkpoint_every = iterations, checkpoint_every
         self.fixed_iteration_s = fixed_iteration_s
         self.state, self.reason = "queued", ""
-        self.kept = self.executed = self.lost = 0
+        self.kept = self.lost = 0
         self.allocation: Allocation | None = None
         self.timing: Timing | None = None
         self.first_start: float | None = None
