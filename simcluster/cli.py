@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from simcluster.engine.cluster import InvariantViolation
 from simcluster.engine.simulation import build_topology
@@ -68,7 +69,31 @@ def _parser() -> argparse.ArgumentParser:
     p_topo.add_argument("--json", action="store_true", help="print as JSON")
     _collective_command(sub)
     _experiment_commands(scenario_command)
+    _estimate_command(sub)
     return parser
+
+
+# `simcluster estimate <what>`: each module gives HELP, add_arguments(parser),
+# estimate(args) -> dict (the --json object) and format_text(dict) -> str.
+ESTIMATES: dict[str, ModuleType] = {}
+
+
+def _estimate_command(sub) -> None:
+    """``estimate train|serve|checkpoint``: answers in closed form from the models (< 1 s)."""
+    p = sub.add_parser("estimate", help="quick answers from the models: "
+                                        + ", ".join(ESTIMATES))
+    what = p.add_subparsers(dest="estimate", required=True)
+    for name, module in ESTIMATES.items():
+        q = what.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(q)
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    module = ESTIMATES[args.estimate]
+    result = module.estimate(args)
+    print(json.dumps(result, indent=2) if args.json else module.format_text(result))
+    return 0
 
 
 def _experiment_commands(scenario_command) -> None:
@@ -339,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": _cmd_run, "check": _cmd_check, "schema": _cmd_schema,
                 "topology": _cmd_topology, "report": _cmd_report,
-                "sweep": _cmd_sweep, "plan": _cmd_plan, "collective": _cmd_collective}
+                "sweep": _cmd_sweep, "plan": _cmd_plan, "collective": _cmd_collective,
+                "estimate": _cmd_estimate}
     try:
         return commands[args.command](args)
     except UserError as err:

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simcluster"
 RANK = {
     "units": 0, "rng": 0, "registry": 0, "errors": 0,
     "metrics": 1,
-    "scenario": 2, "scenario_load": 2,
+    "scenario": 2, "scenario_load": 2, "scenario_traces": 2, "scenario_failures": 2,
+    "scenario_serving": 2, "scenario_training": 2,
     "hardware": 3,
     "topology": 4, "routing": 4,
     "perf": 5,
