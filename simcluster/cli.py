@@ -9,25 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tomllib
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
-from simcluster.engine.cluster import InvariantViolation
-from simcluster.engine.simulation import build_topology
-from simcluster.errors import UserError
-from simcluster.experiment.collective import collective_sweep, parse_size, sizes
+from simcluster.errors import InvariantViolation, UserError
+from simcluster.experiment import estimate_checkpoint, estimate_serve, estimate_train
 from simcluster.experiment.executors import BACKENDS
-from simcluster.experiment.plan import plan
-from simcluster.experiment.run import load_scenario, run, scenario_from_dict
-from simcluster.experiment.sweep import parse_grid_spec, sweep
-from simcluster.hardware import NICS
-from simcluster.metrics.summary import METRICS
 from simcluster.perf.collectives import OPS
-from simcluster.report.html import rebuild_report, write_report
-from simcluster.scenario import json_schema
-from simcluster.topology import describe
+from simcluster.scenario_traces import DATA_ENV
 from simcluster.units import format_quantity, parse
 
 __all__ = ["main"]
@@ -46,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-import", action="store_true",
                        help="let the scenario name policies as module:Class (imports, so runs, "
                             "that module's code)")
+        p.add_argument("--data-dir", type=Path, metavar="DIR",
+                       help=f"directory trace paths are relative to (default: ${DATA_ENV}, "
+                            "else ./data)")
+        p.add_argument("--on-bad-row", choices=("error", "skip"),
+                       help="malformed trace rows: stop with file and line (error), or skip "
+                            "and count them (skip); overrides workload.trace.on_bad_row")
         return p
 
     p_run = scenario_command("run", "run a scenario and print its summary")
@@ -58,8 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--max-wall", type=_wall, metavar="SECONDS",
                        help="stop after this much wall-clock time (s, or e.g. 10min) and keep "
                             "the results so far, marked partial")
+    p_run.add_argument("--quiet", action="store_true",
+                       help="no progress line (it is drawn only on a terminal anyway)")
     p_run.add_argument("--report", action="store_true",
                        help="also write report.html (plots and summary) to the --out directory")
+    p_run.add_argument("--trace-events", type=Path, metavar="FILE",
+                       help="write every scheduling decision with its reason to FILE (CSV: "
+                            "t, event, job, gpus, detail)")
+    p_run.add_argument("--perfetto", type=Path, metavar="FILE",
+                       help="write a Chrome-trace JSON of jobs on GPUs and in the queue (open "
+                            "it in ui.perfetto.dev)")
     p_report = sub.add_parser("report", help="rebuild report.html from a saved run directory")
     p_report.add_argument("directory", type=Path, help="a directory written by run --out")
     scenario_command("check", "validate a scenario without running it")
@@ -70,12 +78,76 @@ def _parser() -> argparse.ArgumentParser:
     _collective_command(sub)
     _experiment_commands(scenario_command)
     _estimate_command(sub)
+    _validate_command(sub)
+    _fit_command(sub)
     return parser
+
+
+def _validate_command(sub) -> None:
+    """``validate``: rerun every comparison of a model with an outside reference."""
+    p = sub.add_parser("validate", help="compare the models with published figures and closed "
+                                        "forms; print where they agree and by how much")
+    p.add_argument("--quick", action="store_true", help="the quick cases, smaller samples "
+                                                        "(under a minute)")
+    p.add_argument("--case", dest="cases", action="append", metavar="NAME",
+                   help="run only this case (repeatable)")
+    p.add_argument("--out", type=Path, help="write validation.csv, .json and .html here")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--readme", type=Path, metavar="README",
+                   help="rewrite the fidelity-envelope block of this README from the run")
+    p.add_argument("--write-baseline", type=Path, metavar="FILE",
+                   help="record pass/fail per case (the test suite's regression baseline)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="where the public traces are (default: $SIMCLUSTER_DATA, else ./data); "
+                        "cases whose trace is missing are skipped")
+
+
+def _fit_command(sub) -> None:
+    """``fit``: a trace file -> a workload preset JSON (simcluster.workload.fit)."""
+    p = sub.add_parser("fit", help="fit arrivals, job sizes and run times of a trace; write a "
+                                   "preset JSON for [workload.arrivals] kind = \"preset\"")
+    p.add_argument("format", help="trace format (as in [workload.trace], e.g. philly_rfold)")
+    p.add_argument("path", type=Path, help="the trace file")
+    p.add_argument("--out", type=Path, required=True, help="preset file to write (.json)")
+    p.add_argument("--name", help="preset name (default: the --out file's stem)")
+    p.add_argument("--start", metavar="DATETIME",
+                   help="clock time of the trace's first submission, e.g. '2017-09-04 10:30' "
+                        "(places the daily and weekly cycles; default: a Monday 00:00)")
+    p.add_argument("--on-bad-row", dest="fit_bad_row", choices=["error", "skip"],
+                   default="error",
+                   help="a malformed row stops the fit (error) or is skipped and counted")
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from simcluster.workload.fit import fit, save_preset
+    from simcluster.workload.traces import trace_frame  # noqa: PLC0415 (part A's loaders)
+
+    origin = 0.0
+    if args.start:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            raise UserError(f"--start: expected a date and time like '2017-09-04 10:30', got "
+                            f"{args.start!r}") from None
+        origin = start.weekday() * 86400.0 + start.hour * 3600.0 + start.minute * 60.0 \
+            + start.second
+    if args.out.suffix != ".json":
+        raise UserError(f"--out: expected a .json file name, got {str(args.out)!r}")
+    name = args.name or args.out.stem
+    f = fit(trace_frame(args.format, args.path, on_bad_row=args.fit_bad_row), name=name,
+            source=f"{args.format}: {args.path.name}", origin_s=origin)
+    save_preset(f, args.out)
+    print(f"{name}: {f.jobs:,} jobs, {f.rate_per_s * 86400:,.1f} jobs/day, "
+          f"{len(f.sizes)} job sizes, {len(f.classes)} run-time classes -> {args.out}")
+    return 0
 
 
 # `simcluster estimate <what>`: each module gives HELP, add_arguments(parser),
 # estimate(args) -> dict (the --json object) and format_text(dict) -> str.
 ESTIMATES: dict[str, ModuleType] = {}
+ESTIMATES["train"] = estimate_train
+ESTIMATES["serve"] = estimate_serve
+ESTIMATES["checkpoint"] = estimate_checkpoint
 
 
 def _estimate_command(sub) -> None:
@@ -144,6 +216,11 @@ def _collective_command(sub) -> None:
 
 
 def _cmd_collective(args: argparse.Namespace) -> int:
+    from simcluster.engine.simulation import build_topology
+    from simcluster.experiment.collective import collective_sweep, parse_size, sizes
+    from simcluster.experiment.run import load_scenario, scenario_from_dict
+    from simcluster.hardware import NICS
+
     if args.topology:
         scenario = load_scenario(args.topology)
         topology, efficiency = build_topology(scenario.cluster), scenario.network.efficiency
@@ -173,6 +250,42 @@ def _cmd_collective(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from simcluster import __version__
+    from simcluster.validation.cases import check_names, run_cases
+    from simcluster.validation.output import format_table, update_readme, write_outputs
+
+    names = check_names(args.cases) if args.cases else None
+    progress = (lambda name: print(f"  {name} ...", file=sys.stderr)) \
+        if sys.stderr.isatty() and not args.json else None
+    before = os.environ.get("SIMCLUSTER_DATA")
+    try:
+        if args.data_dir is not None:
+            os.environ["SIMCLUSTER_DATA"] = str(args.data_dir)  # the trace cases read it
+        report = run_cases(quick=args.quick, names=names, progress=progress)
+    finally:
+        if before is None:
+            os.environ.pop("SIMCLUSTER_DATA", None)
+        else:
+            os.environ["SIMCLUSTER_DATA"] = before
+    if args.json:
+        print(report.table.to_json(orient="records", indent=2))
+    else:
+        print(format_table(report))
+    if args.out:
+        for path in write_outputs(report, args.out, __version__):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.readme:
+        try:
+            update_readme(args.readme, report, __version__)
+        except (OSError, ValueError) as err:
+            raise UserError(f"--readme: {err}") from None
+    if args.write_baseline:
+        statuses = dict(zip(report.table["case"], report.table["status"], strict=True))
+        args.write_baseline.write_text(json.dumps(statuses, indent=1, sort_keys=True) + "\n")
+    return 0 if not (report.table["status"] == "error").any() else 1
+
+
 def _seed(text: str) -> int:
     """A root seed: a non-negative integer (argparse reports anything else, exit 2)."""
     try:
@@ -190,7 +303,7 @@ def _format_value(name: str, value: float) -> str:
     if name.endswith("_s"):
         return f"{value:,.1f}  ({format_quantity(value, 'time')})" if value >= 60 else \
             f"{value:,.3f}"
-    if name.startswith("jobs_"):
+    if name.startswith(("jobs_", "trace_")):
         return f"{int(value):,}"
     if name in ("gpu_util", "gpu_compute_util"):
         return f"{value:.1%}"
@@ -198,6 +311,8 @@ def _format_value(name: str, value: float) -> str:
 
 
 def _print_summary(summary: dict, header: str) -> None:
+    from simcluster.metrics.summary import METRICS
+
     print(header)
     width = max(len(k) for k in summary)
     for key, value in summary.items():
@@ -205,11 +320,30 @@ def _print_summary(summary: dict, header: str) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from simcluster.engine.progress import Progress
+    from simcluster.engine.simulation import build_topology
+    from simcluster.experiment.run import load_scenario, run
+    from simcluster.metrics.serving import format_services
+    from simcluster.report.html import write_report
+    from simcluster.report.trace import write_chrome_trace
+
     if args.report and args.out is None:
         raise UserError("--report needs --out DIR: the report is written to that directory")
     scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
-    results = run(scenario, seed=args.seed, check=args.check, max_wall_s=args.max_wall)
+    results = run(scenario, seed=args.seed, check=args.check, max_wall_s=args.max_wall,
+                  progress=None if args.quiet else Progress(),
+                  trace_events=bool(args.trace_events or args.perfetto))
     summary = results.summary()
+    for flag, path, write in (
+            ("--trace-events", args.trace_events,
+             lambda p: results.events.to_csv(p, index=False)),
+            ("--perfetto", args.perfetto,
+             lambda p: write_chrome_trace(results, p, build_topology(scenario.cluster)))):
+        if path is not None:
+            try:
+                write(path)
+            except OSError as err:  # the results are kept: --out below still writes them
+                print(f"error: {flag} {path}: cannot write ({err.strerror})", file=sys.stderr)
     if args.out is not None:
         try:
             paths = results.save(args.out)
@@ -217,13 +351,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {args.out}: cannot write results ({err.strerror})") from None
         if args.report:
             try:
-                paths.append(write_report(results, args.out))
+                paths.append(write_report(results, args.out,
+                                          topology=build_topology(scenario.cluster)))
             except OSError as err:
                 raise UserError(f"--out {args.out}: cannot write the report "
                                 f"({err.strerror})") from None
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v)
                  for k, v in summary.items()}
+        services = results.services()  # inference services (issue 7)
+        if not services.empty:
+            clean["services"] = json.loads(services.to_json(orient="records"))
         print(json.dumps({"scenario": scenario.name, "seed": results.seed,
                           "partial": bool(results.meta.get("partial")), **clean}, indent=2))
     else:
@@ -232,6 +370,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                 f"{summary['jobs_submitted']} jobs, "
                                 f"simulated {format_quantity(summary['sim_time_s'], 'time')} "
                                 f"in {wall:.2f} s")
+        if not results.requests.empty:  # inference services (issue 7)
+            print(format_services(results.services()))
     _warn(results, summary)
     if args.out is not None:
         print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
@@ -250,6 +390,10 @@ def _warn(results, summary: dict) -> None:
         print(f"warning: the queue stopped moving: {summary['jobs_stuck']} jobs stayed queued on "
               f"an idle cluster ({policy.get('queue')} + {policy.get('placement')} could not "
               f"place them; see the reason column of jobs.csv)", file=sys.stderr)
+    if summary.get("trace_rows_skipped"):  # issue 6: malformed trace rows skipped
+        first = "; ".join(results.meta.get("trace_bad_rows", [])[:3])
+        print(f"warning: {summary['trace_rows_skipped']} malformed trace rows skipped "
+              f"(first: {first})", file=sys.stderr)
 
 
 def _wall(text: str) -> float:
@@ -264,6 +408,9 @@ def _wall(text: str) -> float:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from simcluster.engine.simulation import build_topology
+    from simcluster.experiment.run import load_scenario
+
     scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     topology = build_topology(scenario.cluster)
     pools = scenario.cluster.node_pools()
@@ -275,6 +422,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from simcluster.scenario import json_schema
+
     text = json.dumps(json_schema(), indent=2) + "\n"
     if args.out is None:
         print(text, end="")
@@ -288,19 +437,40 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from simcluster.report.html import rebuild_report
+
     for name in ("scenario.resolved.json", "jobs.csv", "utilization.csv"):
         if not (args.directory / name).is_file():
             raise UserError(f"{args.directory}: no saved run here (missing {name}); write one "
                             f"with 'simcluster run SCENARIO --out {args.directory}'")
     try:
-        path = rebuild_report(args.directory)
+        path = rebuild_report(args.directory, _saved_topology(args.directory))
     except OSError as err:
         raise UserError(f"{args.directory}: cannot rebuild the report ({err.strerror})") from None
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
+def _saved_topology(directory: Path):
+    """The cluster of a saved run, to draw it; None if the saved scenario no longer loads
+    (e.g. it names a policy module that is not importable here): the page then goes without."""
+    from simcluster.engine.simulation import build_topology
+    from simcluster.experiment.run import scenario_from_dict
+
+    try:
+        saved = json.loads((directory / "scenario.resolved.json").read_text())
+        scenario = scenario_from_dict(saved.get("scenario", saved),
+                                      source=str(directory / "scenario.resolved.json"))
+        return build_topology(scenario.cluster)
+    except (UserError, ValueError, OSError):
+        return None
+
+
 def _cmd_topology(args: argparse.Namespace) -> int:
+    from simcluster.engine.simulation import build_topology
+    from simcluster.experiment.run import load_scenario
+    from simcluster.topology import describe
+
     scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     info = describe(build_topology(scenario.cluster))
     if args.json:
@@ -319,6 +489,9 @@ def _cmd_topology(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from simcluster.experiment.run import load_scenario
+    from simcluster.experiment.sweep import parse_grid_spec, sweep
+
     scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     grid = dict(parse_grid_spec(spec) for spec in args.grid)
     try:
@@ -350,6 +523,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from simcluster.experiment.plan import plan
+    from simcluster.experiment.run import load_scenario
+
     scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     result = plan(scenario, args.vary, args.target, replications=args.replications,
                   confidence=args.confidence, seed=args.seed, executor=args.backend,
@@ -359,13 +535,33 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0 if result.answer is not None else 1
 
 
+def _trace_options(args: argparse.Namespace) -> None:
+    """``--data-dir`` and ``--on-bad-row`` (issue 6): the data directory is handed on through
+    ``$SIMCLUSTER_DATA`` (so sweep workers see it too); ``--on-bad-row`` becomes an override
+    when the scenario replays a trace."""
+    if getattr(args, "data_dir", None) is not None:
+        os.environ[DATA_ENV] = str(args.data_dir)
+    if getattr(args, "on_bad_row", None) is not None:
+        try:
+            data = tomllib.loads(Path(args.scenario).read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            return  # loading the scenario reports it
+        if isinstance(data.get("workload", {}).get("trace"), dict):
+            args.overrides.append(f"workload.trace.on_bad_row={args.on_bad_row}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``simcluster`` console script; returns the exit code."""
+    """Entry point of the ``simcluster`` console script; returns the exit code.
+
+    Each command imports what it needs when it runs, so light commands (``estimate``) start
+    fast."""
     args = _parser().parse_args(argv)
+    _trace_options(args)
     commands = {"run": _cmd_run, "check": _cmd_check, "schema": _cmd_schema,
                 "topology": _cmd_topology, "report": _cmd_report,
                 "sweep": _cmd_sweep, "plan": _cmd_plan, "collective": _cmd_collective,
-                "estimate": _cmd_estimate}
+                "estimate": _cmd_estimate, "fit": _cmd_fit,
+                "validate": _cmd_validate}
     try:
         return commands[args.command](args)
     except UserError as err:

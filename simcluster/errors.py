@@ -10,7 +10,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "closest", "unknown_name"]
+__all__ = ["InvariantViolation", "UserError", "closest", "unknown_name"]
+
+
+class InvariantViolation(RuntimeError):
+    """A simulation invariant broke (an engine or policy bug, not a user error); the message
+    names the simulated time and what broke. (Also importable from
+    :mod:`simcluster.engine.cluster`, where the allocation checks raise it.)"""
 
 
 class UserError(Exception):

@@ -63,6 +63,21 @@ class Router:
         self._routes: dict[tuple[str, str], Route] = {}
         self._paths: dict[tuple[str, str], tuple[Route, ...]] = {}
         self._near: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
+        self.down: set[tuple[str, str]] = set()  # failed directed edges (engine/failures.py)
+
+    def set_down(self, edges: Sequence[tuple[str, str]], down: bool) -> None:
+        """Mark directed edges failed (or repaired); routes chosen from now on avoid failed
+        edges where an equal-cost path does (the route cache is invalidated)."""
+        if down:
+            self.down.update(edges)
+        else:
+            self.down.difference_update(edges)
+        self._routes.clear()
+
+    def _usable(self, options: tuple[Route, ...]) -> tuple[Route, ...]:
+        if not self.down:
+            return options
+        return tuple(p for p in options if self.down.isdisjoint(p)) or options
 
     def choose(self, src: str, dst: str, options: Sequence[T]) -> T:
         """Pick one of several equal-cost options for the route ``src`` → ``dst``.
@@ -81,7 +96,8 @@ class Router:
         key = (src, dst)
         cached = self._routes.get(key)
         if cached is None:
-            cached = self._routes[key] = self.choose(src, dst, self.paths(src, dst))
+            cached = self._routes[key] = self.choose(src, dst,
+                                                     self._usable(self.paths(src, dst)))
         return cached
 
     def paths(self, src: str, dst: str) -> tuple[Route, ...]:
@@ -102,7 +118,7 @@ class Router:
     def ecmp(self, src: str, dst: str, flow_key: str) -> Route:
         """The route of one flow under ECMP: a stable digest of the flow's key and the seed picks
         one of the equal-cost paths (deterministic for a seed, spread over flows)."""
-        options = self.paths(src, dst)
+        options = self._usable(self.paths(src, dst))
         if len(options) == 1:
             return options[0]
         return options[digest(f"{self.seed}/{flow_key}") % len(options)]

@@ -22,7 +22,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -30,6 +32,8 @@ from pydantic import (
 )
 
 from simcluster.errors import UserError, closest
+from simcluster.scenario_traces import NodesFrom, TraceConfig, expand_nodes_from
+from simcluster.scenario_training import TrainingParallelism
 from simcluster.units import parse
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "ThroughputsConfig",
     "PolicyConfig",
     "PreemptionConfig",
+    "Preset",
     "RunConfig",
     "Scenario",
     "WorkloadConfig",
@@ -219,11 +224,14 @@ class ClusterConfig(_Model):
     storage: StorageConfig = StorageConfig()
     cost: CostConfig = CostConfig()
     pools: list[PoolConfig] = []
+    nodes_from: NodesFrom | None = None  # pools from a node list (issue 6, scenario_traces.py)
     throughputs: Annotated[ThroughputsConfig | None, BeforeValidator(
         _throughputs, json_schema_input_type=str | ThroughputsConfig | None)] = None
 
     _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
     _fabric = field_validator("fabric")(lambda v, info: _check_name("fabric", v, info))
+
+    _nodes_from = model_validator(mode="before")(expand_nodes_from)
 
     @model_validator(mode="after")
     def _one_form(self) -> ClusterConfig:
@@ -330,6 +338,7 @@ class JobFields(_Model):
     gpu_type: str | None = None
     cpus_per_gpu: float | None = Field(None, ge=0)
     memory_per_gpu: Bytes | None = None
+    parallelism: TrainingParallelism | None = None  # DP/TP/PP/ZeRO layout (issue 4)
 
     _model = field_validator("model")(lambda v, info: _check_name("model", v, info))
     _gpu_type = field_validator("gpu_type")(lambda v, info: _check_name("GPU", v, info))
@@ -388,6 +397,32 @@ class Poisson(_Model):
     rate: Rate
 
 
+class Preset(JobFields):
+    """Arrivals, sizes and run times from a fitted preset (:mod:`simcluster.workload.fit`).
+
+    Attributes:
+        preset: a built-in preset name (e.g. ``"philly"``) or a preset ``.json`` file.
+        rate: mean arrival rate instead of the fitted one (the daily/weekly cycle is kept).
+        rate_scale: multiplies the arrival rate (load scaling).
+        run_time: ``empirical`` (the fitted quantiles) or ``lognormal`` (the fitted lognormal).
+        tenant: ``"default"`` draws tenants from the preset's tenant mix (if it has one).
+    """
+
+    kind: Literal["preset"] = "preset"
+    preset: str
+    rate: Rate | None = None
+    rate_scale: float = Field(1.0, gt=0)
+    run_time: Literal["empirical", "lognormal"] = "empirical"
+
+    _preset = field_validator("preset")(
+        lambda v, info: v if v.endswith(".json") else _check_name("workload preset", v, info))
+
+
+def _arrivals_kind(value: Any) -> Any:
+    """``kind`` of an arrivals table; ``poisson`` when omitted."""
+    return value.get("kind", "poisson") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
 class WorkloadConfig(_Model):
     """``[workload]``: generated arrivals of a job mix, and/or an explicit job list.
 
@@ -401,19 +436,23 @@ class WorkloadConfig(_Model):
             few-minute checkpoint on a node-day-scale MTBF.
     """
 
-    arrivals: Poisson | None = None
+    arrivals: Annotated[Annotated[Poisson, Tag("poisson")] | Annotated[Preset, Tag("preset")],
+                        Discriminator(_arrivals_kind)] | None = None
     count: int | None = Field(None, ge=1)
     mix: list[MixEntry] = []
     jobs: list[JobEntry] = []
+    trace: TraceConfig | None = None  # [workload.trace]: replay a trace file (issue 6)
     checkpoint_interval: Time = 3600.0
 
     @model_validator(mode="after")
     def _sources(self) -> WorkloadConfig:
-        if self.arrivals is not None and not self.mix:
+        if isinstance(self.arrivals, Poisson) and not self.mix:
             raise ValueError("arrivals need at least one [[workload.mix]] entry")
+        if isinstance(self.arrivals, Preset) and self.mix:
+            raise ValueError("preset arrivals bring their own job mix: drop [[workload.mix]]")
         if self.mix and self.arrivals is None:
             raise ValueError("a [[workload.mix]] needs workload.arrivals")
-        if self.arrivals is None and not self.jobs:
+        if self.arrivals is None and not self.jobs and self.trace is None:
             raise ValueError("no jobs: give workload.arrivals with a mix, or [[workload.jobs]]")
         return self
 
@@ -473,6 +512,11 @@ class PolicyConfig(_Model):
         lambda v, info: _check_name("admission policy", v, info))
 
 
+from simcluster.scenario_failures import FailuresConfig  # noqa: E402 (it builds on the above)
+from simcluster.scenario_inference import ServingOptions  # noqa: E402 (issue 7)
+from simcluster.scenario_serving import ServiceConfig  # noqa: E402 (issue 7)
+
+
 class Scenario(_Model):
     """A whole scenario file."""
 
@@ -483,6 +527,9 @@ class Scenario(_Model):
     workload: WorkloadConfig
     policy: PolicyConfig = PolicyConfig()
     network: NetworkConfig = NetworkConfig()
+    failures: FailuresConfig | None = None  # [failures]: issue 8
+    services: list[ServiceConfig] = []  # [[services]]: inference services (issue 7)
+    serving: ServingOptions = ServingOptions()  # [serving]: cold start, preemption (issue 7)
 
     @model_validator(mode="after")
     def _bounded(self) -> Scenario:
@@ -497,8 +544,8 @@ def json_schema() -> dict[str, Any]:
     TOML (e.g. Taplo, Even Better TOML). Names of GPUs, models and policies are plain strings
     here: they are checked against the registries when the scenario is loaded.
 
-    >>> sorted(json_schema()["properties"])[:3]
-    ['cluster', 'description', 'name']
+    >>> sorted(json_schema()["properties"])[:4]
+    ['cluster', 'description', 'failures', 'name']
     """
     schema = Scenario.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",

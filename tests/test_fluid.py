@@ -8,7 +8,14 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simcluster.perf.fluid import SOLVERS, maxmin_dense, maxmin_heap, maxmin_numpy
+from simcluster.perf.fluid import (
+    SOLVERS,
+    maxmin_dense,
+    maxmin_heap,
+    maxmin_lists,
+    maxmin_numpy,
+    maxmin_pairs,
+)
 
 INF = np.inf
 RTOL = 1e-9
@@ -212,7 +219,23 @@ def test_solvers_agree_and_are_max_min_fair(instance):
     finite = np.isfinite(heap)
     scale = max(1.0, float(np.max(heap[finite], initial=0.0)))
     check_maxmin(a, capacity, caps, heap)
-    for other in (maxmin_numpy(a, capacity, caps), maxmin_dense(a, capacity, caps)):
+    paths = [a.indices[a.indptr[f]:a.indptr[f + 1]].tolist() for f in range(a.shape[0])]
+    coefs = [a.data[a.indptr[f]:a.indptr[f + 1]].tolist() for f in range(a.shape[0])]
+    lists = np.array(maxmin_lists(paths, coefs, capacity.tolist(), caps.tolist()))
+    for other in (maxmin_numpy(a, capacity, caps), maxmin_dense(a, capacity, caps), lists):
         assert np.array_equal(np.isinf(heap), np.isinf(other))
         np.testing.assert_allclose(other[finite], heap[finite], rtol=RTOL, atol=RTOL * scale)
         check_maxmin(a, capacity, caps, other)
+
+
+def test_lists_solver_treats_a_negative_residual_as_zero_and_drops_loose_links():
+    # maxmin_pairs gets residual capacities; float noise can make one slightly negative. The
+    # capped flow on that full link must get 0, not its cap (the link is not "loose").
+    rates = maxmin_pairs([[(0, 1.0), (1, 1.0)], [(1, 1.0)]], {0: -1e-6, 1: 10.0}, [3.0, INF])
+    assert rates == [0.0, 10.0]
+    # link 1 (capacity 100) can never fill: it is dropped, the rates are those with it
+    paths = [[0, 1], [0], [1]]
+    capacity = np.array([4.0, 100.0])
+    rates = maxmin_lists(paths, [[1.0, 1.0], [1.0], [1.0]], capacity.tolist(), [INF] * 3)
+    assert rates == pytest.approx([2.0, 2.0, 98.0], rel=RTOL)
+    check_maxmin(problem(paths, 2), capacity, np.full(3, INF), np.array(rates))

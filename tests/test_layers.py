@@ -18,7 +18,7 @@ RANK = {
     "units": 0, "rng": 0, "registry": 0, "errors": 0,
     "metrics": 1,
     "scenario": 2, "scenario_load": 2, "scenario_traces": 2, "scenario_failures": 2,
-    "scenario_serving": 2, "scenario_training": 2,
+    "scenario_serving": 2, "scenario_training": 2, "scenario_inference": 2,
     "hardware": 3,
     "topology": 4, "routing": 4,
     "perf": 5,
@@ -26,7 +26,7 @@ RANK = {
     "policies": 7,
     "engine": 8,
     "report": 9,
-    "experiment": 10,
+    "experiment": 10, "validation": 10,
     "cli": 11, "__main__": 11,
     "__init__": 12,
 }

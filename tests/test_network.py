@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from simcluster.engine.collectives import run_collective
 from simcluster.engine.network import Network
 from simcluster.hardware import NVLS_EFFICIENCY, node_spec
 from simcluster.perf.collectives import busbw
+from simcluster.perf.fluid import maxmin_numpy
 from simcluster.rng import Streams
 from simcluster.routing import Router
 from simcluster.topology import gpu_cluster
@@ -267,3 +269,145 @@ def test_nvls_only_where_nvswitches_can_reduce():
         topo = gpu_cluster(node_spec(gpu), nodes=1)
         fabric = fabric_of(range(8), topo, Router(topo))
         assert ("nvls" in algorithm_times("all_reduce", 1e9, fabric, nvls=True)) == offered
+
+
+def scratch_rates(net):
+    """Every active flow's rate solved from scratch by maxmin_numpy (the reference)."""
+    flows = sorted(net._flows.values(), key=lambda f: f.id)
+    rows = np.repeat(np.arange(len(flows)), [len(f.links) for f in flows])
+    cols = np.concatenate([f.links for f in flows]) if flows else np.zeros(0, dtype=int)
+    vals = np.concatenate([f.coefs for f in flows]) if flows else np.zeros(0)
+    a = sp.csr_matrix((vals, (rows, cols)), shape=(len(flows), len(net.capacity)))
+    caps = np.array([f.cap for f in flows])
+    return np.array([f.rate for f in flows]), maxmin_numpy(a, net.capacity, caps)
+
+
+# (delay before start, src, dst, size, cap as a fraction of one rail or None, stop after s)
+churn = st.lists(st.tuples(st.floats(0, 0.05), st.integers(0, 32), st.integers(0, 32),
+                           st.floats(1e6, 2e9), st.one_of(st.none(), st.floats(0.05, 1.5)),
+                           st.one_of(st.none(), st.floats(0, 0.05))),
+                 min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(churn)
+def test_incremental_rates_equal_a_from_scratch_solve_after_every_change(specs):
+    # Random starts, completions and early stops, with rate caps, on an oversubscribed
+    # fat-tree with a storage server (index 32: its disk is a weighted constraint shared by
+    # reads and writes). After every solve the incremental rates of all active flows must be
+    # those of a from-scratch maxmin_numpy solve; the finish times must be those of a network
+    # that solves every change from scratch.
+    topo = gpu_cluster(node_spec("H100-SXM"), nodes=4, nodes_per_rack=2, fabric="fat_tree",
+                       oversubscription=2.0)
+    ends = [*topo.gpus, "storage0"]
+    results = []
+    for incremental in (True, False):
+        env = simpy.Environment()
+        net = Network(env, topo, Router(topo), incremental=incremental)
+        done = {}
+
+        def launch(i, delay, a, b, size, cap, stop_after, net=net, env=env, done=done):
+            yield env.timeout(delay)
+            if a == b:
+                b = (b + 1) % len(ends)
+            links, coefs, latency = net.path(ends[a], ends[b])
+            flow = net.start(links, coefs, size, cap=math.inf if cap is None else cap * NDR,
+                             latency=latency)
+            flow.done.callbacks.append(lambda _e: done.__setitem__(i, env.now))
+            if stop_after is not None:
+                yield env.timeout(stop_after)
+                net.stop(flow)
+
+        for i, spec in enumerate(specs):
+            env.process(launch(i, *spec))
+        checked = 0
+        while env.peek() < math.inf:
+            env.step()
+            if not net._solve_pending:
+                got, want = scratch_rates(net)
+                np.testing.assert_allclose(got, want, rtol=1e-7)
+                checked += 1
+        assert net.active == 0 and checked > 0
+        results.append((done, net.incremental_solves))
+    (inc, n_inc), (full, n_full) = results
+    assert n_full == 0
+    assert inc.keys() == full.keys()
+    for i, t in full.items():
+        assert inc[i] == pytest.approx(t, rel=1e-7, abs=1e-12)
+
+
+def test_incremental_solves_under_heavy_churn_equal_from_scratch_solves():
+    # The benchmark's closed loop, smaller: 200 flows between random GPUs of different nodes
+    # of a 16-node rail-optimised cluster, every finished flow replaced by a new one, a third
+    # of them capped. Most solves must be incremental (that is the point) and every one must
+    # give the rates of a from-scratch solve of all active flows.
+    topo = gpu_cluster(node_spec("H100-SXM"), nodes=16)
+    env = simpy.Environment()
+    net = Network(env, topo, Router(topo))
+    rng = Streams(3).get("churn")
+    gpus, left = topo.gpus, [700]
+
+    def start_one(_event=None):
+        if left[0] <= 0:
+            return
+        left[0] -= 1
+        a, b = rng.integers(0, len(gpus), size=2)
+        while topo.gpu_host[a] == topo.gpu_host[b]:
+            b = rng.integers(0, len(gpus))
+        cap = NDR * rng.uniform(0.05, 0.5) if rng.random() < 1 / 3 else math.inf
+        net.transfer(gpus[a], gpus[b], float(rng.exponential(50e6)), cap=cap
+                     ).callbacks.append(start_one)
+
+    for _ in range(200):
+        start_one()
+    worst = 0.0
+    while env.peek() < math.inf:
+        env.step()
+        if not net._solve_pending and net.active:
+            got, want = scratch_rates(net)
+            worst = max(worst, float(np.max(np.abs(got - want) / want)))
+    assert worst < 1e-7
+    assert net.solves > 900 and net.incremental_solves > 0.9 * net.solves
+
+
+def test_a_long_ring_flow_pauses_incremental_solves_and_rates_stay_exact():
+    # A flow over more than 64 constraints (a long ring stage) turns incremental solves off
+    # while it runs; the loads are rebuilt when it ends. Rates equal from-scratch solves
+    # throughout, and solves are incremental again after it ends.
+    topo = gpu_cluster(node_spec("H100-SXM"), nodes=16)
+    env = simpy.Environment()
+    net = Network(env, topo, Router(topo))
+    gpus = topo.gpus
+    ring = np.unique(np.concatenate([net.path(gpus[8 * i + r], gpus[(8 * i + 8 + r) % 128])[0]
+                                     for i in range(16) for r in (0, 1)]))  # two rails
+    assert len(ring) > 64
+    rng = Streams(5).get("ring")
+    phases = []
+
+    def traffic():
+        for _ in range(120):
+            yield env.timeout(rng.exponential(2e-4))
+            a, b = rng.integers(0, len(gpus), size=2)
+            if topo.gpu_host[a] != topo.gpu_host[b]:
+                net.transfer(gpus[a], gpus[b], float(rng.exponential(20e6)))
+
+    def long_flow():
+        yield env.timeout(5e-3)
+        before = net.incremental_solves
+        flow = net.start(ring, np.ones(len(ring)), math.inf, cap=0.4 * NDR)
+        yield env.timeout(5e-3)
+        phases.append(net.incremental_solves - before)
+        net.stop(flow)
+        before = net.incremental_solves
+        yield env.timeout(1e-2)
+        phases.append(net.incremental_solves - before)
+
+    env.process(traffic())
+    env.process(long_flow())
+    while env.peek() < math.inf:
+        env.step()
+        if not net._solve_pending and net.active:
+            got, want = scratch_rates(net)
+            np.testing.assert_allclose(got, want, rtol=1e-7)
+    during, after = phases
+    assert during == 0 and after > 0

@@ -68,3 +68,41 @@ def test_las_runs_are_event_driven_and_finish_everything():
     assert (jobs["state"] == "completed").all()
     assert (jobs["iterations_done"] == jobs["iterations"]).all()
     assert result.summary()["preemptions"] > 0
+
+
+def test_one_type_fast_path_equals_the_typed_walk():
+    """The single-GPU-type walk (floats) stops exactly the jobs the per-type walk stops."""
+    from simcluster.policies.preemption import _any_types, _one_type
+    from simcluster.policies.view import StaticJob, StaticView
+    from simcluster.rng import Streams
+
+    rng = Streams(5).get("test/preemption")
+    stopped = 0
+    for trial in range(300):
+        hosts = [8] * int(rng.integers(1, 4))
+        n = sum(hosts)
+        free_gpus = list(range(n))
+        running = []
+        for jid in range(int(rng.integers(0, 6))):
+            size = int(rng.choice([1, 2, 4]))
+            if len(free_gpus) < size:
+                break
+            gpus = tuple(free_gpus[:size])
+            del free_gpus[:size]
+            running.append(StaticJob(jid, size=size, gpus=gpus, remaining=float(rng.uniform(1, 99)),
+                                     run_start_s=float(rng.uniform(0, 5))))
+        pending = [StaticJob(100 + i, size=int(rng.choice([1, 2, 4, 8])),
+                             remaining=float(rng.uniform(1, 99)))
+                   for i in range(int(rng.integers(1, 6)))]
+        gpu_free = [1.0 if g in free_gpus else 0.0 for g in range(n)]
+        view = StaticView(hosts, gpu_free=gpu_free, running=running, pending=pending, now=10.0)
+        key = lambda j: (j.remaining_s, j.id)  # noqa: E731
+        may = (lambda p, r: p.remaining_s < r.remaining_s) if trial % 2 else None
+        min_run = float(rng.choice([0.0, 7.0]))
+        fast = _one_type(list(view.jobs_running), list(view.jobs_pending), view.now, key,
+                         min_run, may, view.gpu_types[0], float(n))
+        typed = _any_types(view, list(view.jobs_pending), key, min_run, may,
+                           {view.gpu_types[0]: float(n)})
+        assert fast == typed, (trial, fast, typed)
+        stopped += bool(fast)
+    assert stopped > 30  # the walks did stop jobs, often

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.container import ErrorbarContainer
@@ -161,6 +162,7 @@ def test_run_report_and_rebuild_from_saved_results(tmp_path, capsys):
     rebuilt = (out / REPORT_NAME).read_text()
     assert_self_contained(rebuilt)
     assert re.findall(r"id='fig-\w+'", rebuilt) == re.findall(r"id='fig-\w+'", page)
+    assert "id='fig-topology'" in rebuilt  # the cluster, rebuilt from the saved scenario
     # an older directory without meta.json still rebuilds, from summary.json
     (out / "meta.json").unlink()
     assert rebuild_report(out).exists()
@@ -189,3 +191,124 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_topology_plot_colours_links_by_utilisation(results):
+    from matplotlib.collections import LineCollection
+
+    from simcluster.engine.simulation import build_topology
+
+    scenario = simcluster.load_scenario(ROOT / "scenarios" / "quickstart.toml")
+    topo = build_topology(scenario.cluster)
+    fig = plots.topology_plot(topo, results)
+    ax = fig.axes[0]
+    edges = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert edges, "no edges drawn"
+    widths = edges[0].get_linewidths()
+    busy = results.links["utilization"].max()
+    assert busy > 0 and max(widths) > min(widths)  # a busy link is drawn thicker
+    assert fig.axes[1].get_ylabel() == "mean link utilisation (%)"  # the colour bar
+    # big clusters collapse NICs and GPUs
+    small = plots.topology_plot(topo, None, max_gpus=0)
+    kinds = {t.get_text() for t in small.axes[0].get_legend().get_texts()}
+    assert "gpu" not in kinds and "host" in kinds
+
+
+def test_sweep_curve_draws_bands():
+    table = pd.DataFrame({"cluster.nodes": [1, 2, 4, 1, 2, 4], "policy.queue": ["fifo"] * 3
+                          + ["sjf"] * 3, "metric": "mean_wait_s", "mean": [9, 4, 1, 7, 3, 1],
+                          "ci_low": [8, 3, 0.5, 6, 2, 0.5], "ci_high": [10, 5, 1.5, 8, 4, 1.5]})
+    fig = plots.sweep_curve(table, "cluster.nodes", by="policy.queue")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("cluster.nodes", "mean_wait_s (s)")
+    assert len(ax.lines) == 2 and len(ax.collections) == 2  # two curves, two bands
+    with pytest.raises(ValueError, match="grid key"):
+        plots.sweep_curve(table, "nodes")
+
+
+def test_iteration_breakdown_stacks_the_phases():
+    from simcluster.experiment.estimate_train import train_estimate
+
+    runs = {f"tp{tp}": train_estimate("llama-2-7b", gpu="H100-SXM", gpus=16, tp=tp)
+            for tp in (1, 8)}
+    fig = plots.iteration_breakdown({k: r["breakdown"] for k, r in runs.items()})
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("seconds per iteration", "layout")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["tp1", "tp8"]
+    for i, r in enumerate(runs.values()):  # each bar ends at the iteration time
+        ends = [p.get_x() + p.get_width() for p in ax.patches if abs(p.get_y() + p.get_height()
+                                                                    / 2 - i) < 1e-9]
+        assert max(ends) == pytest.approx(r["iteration_s"], rel=1e-6)
+
+
+# serving plots (issue 10): a few minutes of a small autoscaled service next to a training job
+
+SERVING_SLO = {"ttft": 1.0, "tpot": 0.05}
+
+
+@pytest.fixture(scope="module")
+def serving_run() -> Results:
+    return simcluster.run(simcluster.scenario_from_dict({
+        "run": {"seed": 3, "horizon": "5min"},
+        "cluster": {"gpu": "H100-SXM", "nodes": 1},
+        "workload": {"jobs": [{"model": "llama-2-7b", "gpus": 4, "run_time": "1h"}]},
+        "serving": {"cold_start": "20s"},
+        "services": [{"name": "chat", "model": "llama-2-7b", "tp": 1,
+                      "slo": {"ttft": "1s", "tpot": "50ms"},
+                      "autoscaling": {"min": 1, "max": 3, "metric": "kv_usage",
+                                      "target": 0.05, "cooldown": "1min"},
+                      "requests": {"arrivals": {"kind": "poisson", "rate": "5/s"},
+                                   "prompt_tokens": 1024, "output_tokens": [64, 256]}}]}))
+
+
+def test_serving_latency_draws_window_percentiles_and_the_slo(serving_run):
+    fig = plots.serving_latency(serving_run, slo=SERVING_SLO, windows=10)
+    assert labels(fig) == [("arrival time (min)", "time to first token (ms)"),
+                           ("arrival time (min)", "time per output token (ms)"),
+                           ("arrival time (min)", "end-to-end latency (s)")]
+    done = serving_run.requests[serving_run.requests["state"] == "completed"]
+    edges = np.linspace(0.0, serving_run.meta["end_s"], 11)
+    for ax, column, scale in zip(fig.axes, ("ttft_s", "tpot_s", "e2e_s"), (1e3, 1e3, 1.0),
+                                 strict=True):
+        assert ax.get_yscale() == "log"
+        p50, p90, p99, *slo = ax.get_lines()
+        assert [line.get_label() for line in (p50, p90, p99)] == ["p50", "p90", "p99"]
+        # the first window's p50 and p99 are those of the requests that arrived in it
+        first = done[done["arrival_s"] < edges[1]][column]
+        assert p50.get_ydata()[0] == pytest.approx(first.median() * scale)
+        assert p99.get_ydata()[0] == pytest.approx(np.percentile(first, 99) * scale)
+        assert (p50.get_ydata() <= p99.get_ydata() + 1e-12).all()
+        if column == "e2e_s":
+            assert slo == []  # no e2e target given
+        else:
+            assert slo[0].get_ydata()[0] == pytest.approx(SERVING_SLO[column[:4]] * scale)
+    attained = serving_run.services()["slo_attainment"].iloc[0]
+    assert f"SLO attainment {attained:.1%}" in fig.axes[1].get_title()
+    # without an SLO no target line; an unknown service or a run without services is an error
+    assert len(plots.serving_latency(serving_run, service="chat").axes[0].get_lines()) == 3
+    with pytest.raises(ValueError, match="no service 'nope'"):
+        plots.serving_latency(serving_run, service="nope")
+
+
+def test_replica_count_steps_and_splits_the_gpus(serving_run, results):
+    fig = plots.replica_count(serving_run)
+    assert labels(fig) == [("", "replicas"), ("simulated time (min)", "GPUs allocated")]
+    top, gpus = fig.axes
+    held, ready = top.get_lines()
+    counts = serving_run.replica_counts.groupby("time_s", as_index=False).last()
+    assert list(held.get_ydata()[:-1]) == list(counts["replicas"])
+    assert list(ready.get_ydata()[:-1]) == list(counts["ready"])
+    assert counts["replicas"].max() > 1  # the autoscaler did scale out
+    # serving + training stack up to the allocated GPUs; serving peaks at the replicas' GPUs
+    serving, training = gpus.collections[:2]
+    top_y = max(p.vertices[:, 1].max() for p in training.get_paths())
+    assert top_y == serving_run.utilization["gpus_allocated"].max()
+    serving_y = max(p.vertices[:, 1].max() for p in serving.get_paths())
+    assert serving_y == counts["replicas"].max()  # tp = 1: one GPU per replica
+    with pytest.raises(ValueError, match="no inference services"):
+        plots.replica_count(results)
+
+
+def test_report_figures_include_the_serving_plots(serving_run, results):
+    assert {"serving_latency", "replicas"} <= set(figures(serving_run))
+    assert not {"serving_latency", "replicas"} & set(figures(results))

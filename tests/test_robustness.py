@@ -100,7 +100,7 @@ def test_schema_command_prints_and_writes_the_schema(tmp_path, capsys, schema):
     assert json.loads((tmp_path / "scenario.schema.json").read_text()) == schema
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert set(schema["properties"]) == {"name", "description", "run", "cluster", "workload",
-                                         "policy", "network"}
+                                         "policy", "network", "failures", "services", "serving"}
     assert schema["required"] == ["workload"] and schema["additionalProperties"] is False
     # quantities take numbers or strings with units, and say so
     warmup = schema["$defs"]["RunConfig"]["properties"]["warmup"]

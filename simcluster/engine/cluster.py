@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simcluster.errors import InvariantViolation
 from simcluster.policies.placement import host_capacity, type_mask
 from simcluster.policies.view import TypeMasks
 from simcluster.topology import Topology
@@ -19,11 +20,6 @@ from simcluster.workload.jobs import Request
 __all__ = ["Allocation", "AllocationError", "ClusterState", "InvariantViolation"]
 
 _EPS = 1e-9
-
-
-class InvariantViolation(RuntimeError):
-    """A simulation invariant broke (an engine or policy bug, not a user error); the message
-    names the simulated time and what broke."""
 
 
 class AllocationError(InvariantViolation):
@@ -79,6 +75,11 @@ class ClusterState:
         self._free_ro, self._cpus_ro, self._mem_ro = (
             _readonly(a) for a in (self._free, self._cpus, self._mem))
         self.allocated = 0.0  # GPU-equivalents held by jobs
+        # failures (engine/failures.py): overlapping failures per GPU, and the free share
+        # withheld from placement while a GPU is down (so a failed GPU is never allocated)
+        self._down = np.zeros(len(topology.gpus), dtype=np.int64)
+        self._withheld = np.zeros(len(topology.gpus))
+        self.withheld = 0.0
         self.gpu_type_mask = TypeMasks(self._types)
         self._never: dict[Request, str | None] = {}
 
@@ -123,7 +124,7 @@ class ClusterState:
     @property
     def free_gpus(self) -> float:
         """GPU-equivalents not allocated (an upper bound on what any placement can give)."""
-        return len(self._free) - self.allocated
+        return len(self._free) - self.allocated - self.withheld
 
     def never_fits(self, request: Request) -> str | None:
         """Why ``request`` can never be placed on this cluster even when idle, or None."""
@@ -162,6 +163,8 @@ class ClusterState:
         if request.fractional and len(gpus) != 1:
             raise AllocationError(f"a fractional request takes one GPU, got {gpus}")
         idx = np.asarray(gpus, dtype=int)
+        if (self._down[idx] > 0).any():
+            raise AllocationError(f"placement {gpus} includes a failed GPU")
         if (self._free[idx] < share - _EPS).any():
             raise AllocationError(f"GPUs {gpus} lack a free share of {share}")
         if request.gpu_type is not None and any(self._types[g] != request.gpu_type for g in gpus):
@@ -193,13 +196,53 @@ class ClusterState:
         if (self._free[idx] + allocation.share).max() > 1.0 + _EPS:
             raise AllocationError(f"release of {allocation.gpus} frees more than was taken")
         self._free[idx] += allocation.share
+        if self._down[idx].any():
+            self._withhold([g for g in allocation.gpus if self._down[g]])
         for h, c in allocation.host_cpus.items():
             self._cpus[h] += c
             self._mem[h] += allocation.host_memory[h]
         self.allocated -= allocation.gpu_equivalents
 
+    # failures ----------------------------------------------------------------------------
+    def fail(self, gpus) -> None:
+        """Mark ``gpus`` failed (failures may overlap: each needs its own :meth:`repair`). Their
+        free shares, now and as jobs release them, are withheld from placement."""
+        for g in gpus:
+            self._down[g] += 1
+        self._withhold(gpus)
+
+    def repair(self, gpus) -> None:
+        """End one failure of each of ``gpus``; a GPU with no failure left is usable again."""
+        for g in gpus:
+            if self._down[g] <= 0:
+                raise InvariantViolation(f"repair of GPU {g}, which is not failed")
+            self._down[g] -= 1
+            if self._down[g] == 0 and self._withheld[g] > 0:
+                self._free[g] += self._withheld[g]
+                self.withheld -= self._withheld[g]
+                self._withheld[g] = 0.0
+
+    def is_down(self, g: int) -> bool:
+        """GPU ``g`` is failed."""
+        return bool(self._down[g])
+
+    @property
+    def gpus_down(self) -> int:
+        """Number of failed GPUs."""
+        return int(np.count_nonzero(self._down))
+
+    def _withhold(self, gpus) -> None:
+        for g in gpus:
+            if self._free[g] > 0:
+                self._withheld[g] += self._free[g]
+                self.withheld += self._free[g]
+                self._free[g] = 0.0
+
     def check(self) -> None:
-        """Verify the invariants: shares in [0, 1], host resources within [0, total]."""
+        """Verify the invariants: shares in [0, 1], host resources within [0, total], no free
+        share on a failed GPU."""
+        if (self._free[self._down > 0] > _EPS).any():
+            raise AllocationError("a failed GPU has a free (allocatable) share")
         if (self._free < -_EPS).any() or (self._free > 1 + _EPS).any():
             raise AllocationError("a GPU's free share left [0, 1]")
         if (self._cpus < -_EPS).any() or (self._cpus > self._cpus_total + _EPS).any():

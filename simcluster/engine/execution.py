@@ -29,6 +29,7 @@ from simcluster.engine.collectives import (
     rail_links,
     ring_links,
 )
+from simcluster.engine.ledger import ledger
 from simcluster.engine.training import TrainingJob
 from simcluster.hardware import STORAGE
 from simcluster.perf.iteration import LOCAL_CHECKPOINT_DRIVE
@@ -58,22 +59,36 @@ def run_job(sim: Any, job: TrainingJob, on_end: End) -> Generator[simpy.Event, A
         for flow in list(job.flows):
             sim.network.stop(flow)
         job.flows.clear()
+        led = ledger(sim, job)
+        led.writing = False
+        led.phase = None
+        it = job.timing.iteration_s
+        computed = led.computed(sim.env.now)
+        pending, led.pending_iters = led.pending_iters, 0  # done, but their drain is cut
+        pending_s, led.pending_s = led.pending_s, 0.0
         partial = math.floor(job.in_segment * (1 + 1e-12) + 1e-9)
-        if job.kept + partial >= job.iterations:
+        if job.kept + pending + partial >= job.iterations:
             # stopped at the very instant its last iteration ended (the stop came first in
             # the event queue): the job is done, nothing to redo
+            led.keep(job.iterations - job.kept, it, computed + pending_s)
             job.kept = job.iterations
             job.in_segment = 0.0
             on_end(job, True)
             return
+        job.lost += pending
+        led.lost_s += pending_s
         if stop.cause == "preempt" and job.checkpoint_every and partial:
             # a preemption checkpoints before the GPUs are released (the scheduler does not
             # stop a job twice), so the work is kept
-            if job.fixed_iteration_s is None:
+            if job.fixed_iteration_s is None or job.timing.checkpoint_s > 0:
                 yield from _checkpoint(sim, job)
             job.kept += partial
+            led.keep(partial, it, partial * it)
+            led.lost_s += (job.in_segment - partial) * it
+            led.stall_s += computed - job.in_segment * it
         else:
             job.lost += partial
+            led.lost_s += computed
         on_end(job, False)
         return
     on_end(job, True)
@@ -81,16 +96,27 @@ def run_job(sim: Any, job: TrainingJob, on_end: End) -> Generator[simpy.Event, A
 
 # --- checkpoints -------------------------------------------------------------------------------
 
-def _checkpoint(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
+def _checkpoint(sim: Any, job: TrainingJob,
+                blocking: bool = True) -> Generator[simpy.Event, Any, None]:
     """Write one checkpoint: each host stripes its shard over every storage server, as flows
-    (as a parallel filesystem does; the uncontended estimate pools the servers the same way)."""
+    (as a parallel filesystem does; the uncontended estimate pools the servers the same way).
+    A fixed write time (``failures.checkpoint.write``) replaces the storage model. A blocking
+    write counts as checkpoint time in the job's ledger (an asynchronous drain does not)."""
     env, net = sim.env, sim.network
     hosts = job.allocation.hosts
     shard = job.model.checkpoint_bytes / len(hosts)
     start = env.now
     topo = net.topology
+    failures = getattr(sim, "failures", None)
+    fixed = failures.write_s(job) if failures is not None else None
+    led = ledger(sim, job)
+    led.writing = True
+    if blocking:
+        led.began = start
     try:
-        if not topo.storage:  # node-local NVMe drives
+        if fixed is not None:
+            yield env.timeout(fixed)
+        elif not topo.storage:  # node-local NVMe drives
             yield env.timeout(shard / STORAGE.get(LOCAL_CHECKPOINT_DRIVE).write_bandwidth)
         else:
             piece = shard / len(topo.storage)
@@ -100,7 +126,11 @@ def _checkpoint(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
             yield env.all_of([f.done for f in flows])
             job.flows.difference_update(flows)
     finally:  # a stop during the write still spent that time on storage
-        job.storage_wait_s += env.now - start
+        led.writing = False
+        if blocking:
+            led.began = None
+            job.storage_wait_s += env.now - start
+            led.checkpoint_s += env.now - start
 
 
 def _path_parts(net: Network, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +144,7 @@ class _CoarseLoad:
     """A coarse job's inter-node traffic: one capped stream per ring of its all-reduce."""
 
     def __init__(self, sim: Any, job: TrainingJob) -> None:
-        self.job, self.net = job, sim.network
+        self.sim, self.job, self.net = sim, job, sim.network
         t = job.timing
         gpus = job.allocation.gpus
         hosts = group_by_host(gpus, sim.topology)
@@ -154,18 +184,37 @@ class _CoarseLoad:
             self.net.stop(f)
         self.flows = []
 
+    def uses(self, links: set[int]) -> bool:
+        """Some ring of the job crosses one of ``links``."""
+        return any(not links.isdisjoint(f.links.tolist()) for f in self.flows)
+
+    def reroute(self) -> None:
+        """Start the rings again on the router's current routes (after a link failure)."""
+        self.stop()
+        self.__init__(self.sim, self.job)
+
 
 def _segments(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
     env, t = sim.env, job.timing
     coarse = job.fixed_iteration_s is None
     load = _CoarseLoad(sim, job) if coarse else None
+    led = ledger(sim, job)
+    led.load = load
+    failures = getattr(sim, "failures", None)
+    overlap = failures is not None and failures.config.checkpoint.asynchronous
+    drain: simpy.Process | None = None
     try:
-        while job.kept < job.iterations:
-            n = job.next_segment()
-            last = job.kept + n >= job.iterations
+        while job.kept + led.pending_iters < job.iterations:
+            pos = job.kept + led.pending_iters
+            left, every = job.iterations - pos, job.checkpoint_every
+            n = left if every <= 0 else min(left, every - pos % every)
+            last = pos + n >= job.iterations
             job.in_segment = 0.0
+            led.begin_segment(env.now)
             while n - job.in_segment > 1e-9:
-                mark, slow = env.now, job.slowdown
+                # network share (coarse) times straggling GPUs (issue 8)
+                mark, net, strag = env.now, job.slowdown, led.straggle
+                slow = net * strag
                 job.wake = env.event()
                 if not math.isfinite(slow):  # no bandwidth at all: wait for a change
                     yield job.wake
@@ -175,26 +224,72 @@ def _segments(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]:
                     done = yield timer | job.wake
                 except simpy.Interrupt:
                     job.in_segment += (env.now - mark) / (t.iteration_s * slow)
-                    job.network_wait_s += (env.now - mark) * (1 - 1 / slow)
+                    job.network_wait_s += (env.now - mark) * (1 - 1 / net) / strag
                     raise
                 elapsed = env.now - mark
-                job.network_wait_s += elapsed * (1 - 1 / slow)
+                job.network_wait_s += elapsed * (1 - 1 / net) / strag
                 job.in_segment = n if timer in done else min(
                     n, job.in_segment + elapsed / (t.iteration_s * slow))
             job.wake = None
-            if coarse and not last and job.checkpoint_every:
+            computed = led.computed(env.now)
+            if not last and job.checkpoint_every and (coarse or t.checkpoint_s > 0):
                 if load is not None:  # no all-reduce traffic while the job checkpoints
                     load.stop()
-                yield from _checkpoint(sim, job)
+                if overlap:
+                    drain = yield from _snapshot(sim, job, led, drain, n, computed)
+                    n = 0
+                else:
+                    yield from _checkpoint(sim, job)
                 if load is not None:
-                    load = _CoarseLoad(sim, job)
-            job.kept += n
+                    load = led.load = _CoarseLoad(sim, job)
+            if n:
+                job.kept += n
+                led.keep(n, t.iteration_s, computed)
             job.in_segment = 0.0
+        if led.pending_iters:  # done before the last drain: the job is complete anyway
+            job.kept += led.pending_iters
+            led.keep(led.pending_iters, t.iteration_s, led.pending_s)
+            led.pending_iters, led.pending_s = 0, 0.0
     finally:
         job.wake = None
+        led.load = None
         if load is not None:
             load.stop()
+        if drain is not None and drain.is_alive:
+            drain.interrupt()
 
+
+def _snapshot(sim: Any, job: TrainingJob, led: Any, drain: simpy.Process | None, n: int,
+              computed: float) -> Generator[simpy.Event, Any, simpy.Process]:
+    """Asynchronous checkpoint: wait for the previous drain (host memory holds one snapshot),
+    copy the state to host memory (blocking), then drain it to storage in the background. The
+    segment's ``n`` iterations are kept only when the drain is durable."""
+    env = sim.env
+    began = led.began = env.now
+    try:
+        if drain is not None and drain.is_alive:
+            yield drain
+        yield env.timeout(sim.failures.snapshot_s(job))
+    finally:
+        led.began = None
+        led.checkpoint_s += env.now - began
+    led.pending_iters += n
+    led.pending_s += computed
+    return env.process(_drain(sim, job, led, n, computed))
+
+
+def _drain(sim: Any, job: TrainingJob, led: Any, n: int,
+           computed: float) -> Generator[simpy.Event, Any, None]:
+    try:
+        yield from _checkpoint(sim, job, blocking=False)
+    except simpy.Interrupt:
+        return
+    if led.pending_iters < n:  # the job stopped at this very instant: already written off
+        return
+    job.kept += n
+    led.pending_iters -= n
+    led.pending_s -= computed
+    led.keep(n, job.timing.iteration_s, computed)
 
 # --- iteration fidelity ------------------------------------------------------------------------
 
@@ -235,11 +330,13 @@ def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
                                algo=t.algorithm)
     ready = simpy.Store(env, capacity=PREFETCH_BATCHES)
     loader = env.process(_loader(sim, job, ready))
+    led = ledger(sim, job)
     try:
         while job.kept < job.iterations:
             n = job.next_segment()
             last = job.kept + n >= job.iterations
             job.in_segment = 0.0
+            led.begin_segment(env.now)
             for _ in range(n):
                 waited = env.now
                 yield ready.get()
@@ -251,9 +348,11 @@ def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
                     alone = t.iteration_s - t.compute_s
                     job.network_wait_s += max(0.0, env.now - began - alone)
                 job.in_segment += 1
+            computed = led.computed(env.now)
             if not last and job.checkpoint_every:
                 yield from _checkpoint(sim, job)
             job.kept += n
+            led.keep(n, t.iteration_s, computed)
             job.in_segment = 0.0
     finally:
         if loader.is_alive:

@@ -9,11 +9,30 @@ Event discipline (DESIGN.md "The fluid solver"):
 
 * a flow starting or ending marks the network dirty and asks for one solve at the current time;
   all changes at one timestamp share that solve;
-* a solve covers only the flows connected (through shared constraints) to what changed;
+* a solve re-solves only the flows whose rates can change (incremental, below), or, when
+  that set grows large, every flow connected (through shared constraints) to what changed;
 * the next completion is one SimPy event; completions within a relative tolerance of each other
   are handled together;
 * a flow's route latency is added once, after its last byte (the flow frees its links when its
   bytes are through, and its ``done`` event fires ``latency`` seconds later).
+
+Incremental solves. Max-min fair rates are certified by the bottleneck property (Bertsekas &
+Gallager, *Data Networks*, section 6.5.2): a feasible allocation is the max-min fair one iff
+every flow below its cap crosses a saturated constraint on which no flow has a higher rate. Each
+flow remembers such a constraint (its *bottleneck*). A change (flows starting or ending)
+re-solves a small set S of flows, the new ones and those whose bottleneck a change touched, with
+every other flow fixed at its rate (its load subtracted from the capacities), then re-checks the
+certificate of every flow of S and every flow whose bottleneck saw its load or top rate change
+(a flow of unknown bottleneck, after a full solve: any of its constraints). The others'
+certificates still hold, so the whole allocation is certified. Flows that fail join S (with, as
+a guess that saves rounds, the faster flows held at the other full constraints of flows that
+speed up) and S is solved again. A set that grows past :data:`_INC_LIMIT` flows (or half of all
+flows) or :data:`_INC_PAIRS` flow-constraint pairs, or takes :data:`_INC_ROUNDS` rounds, falls
+back to solving the whole component (numpy), as do changes that touch more than
+:data:`_INC_PAIRS` constraints and every change while a flow over more than :data:`_LONG`
+constraints (a long ring stage) runs. The answer is the unique max-min allocation, as a
+from-scratch solve gives (within the solvers' tolerance :data:`simcluster.perf.fluid.REL_TOL`);
+``Network(incremental=False)`` solves every change from scratch.
 """
 
 from __future__ import annotations
@@ -29,7 +48,7 @@ import simpy
 
 from simcluster.engine.cluster import InvariantViolation
 from simcluster.hardware import LINK_EFFICIENCY
-from simcluster.perf.fluid import SOLVERS, maxmin_dense
+from simcluster.perf.fluid import SOLVERS, maxmin_dense, maxmin_pairs
 from simcluster.routing import Router
 from simcluster.topology import Topology
 
@@ -38,6 +57,15 @@ __all__ = ["Flow", "Network"]
 _TOL = 1e-9  # relative tolerance for coalescing completions
 _DENSE_CELLS = 4096  # components up to this many flow x link cells use the dense solver
 _SEARCH_LIMIT = 256  # above this many flows, solve them all instead of searching a component
+_INC_LIMIT = 256  # an incremental re-solve of more flows than this falls back to a full solve
+_INC_PAIRS = 3072  # ... or of more (flow, constraint) pairs than this
+_INC_ROUNDS = 12  # ... or that takes more rounds (solve, check, grow) than this
+_LONG = 64  # a flow over more constraints than this (a long ring) turns incremental solves off
+_FIND_LIMIT = 4096  # after a full solve, find bottlenecks up front for up to this many flows
+# (and 8x as many pairs); the others are checked when a change first touches them
+_CERT_TOL = 1e-8  # relative slack of the certificate (saturation, top rate, cap)
+_REFRESH = 2048  # recompute the per-constraint load from scratch every this many solves
+_UNKNOWN = -2  # Flow.bottleneck when not known (after a full solve)
 
 
 class Flow:
@@ -56,7 +84,7 @@ class Flow:
 
     __slots__ = ("id", "links", "coefs", "mult", "remaining", "cap", "rate", "updated",
                  "latency", "done", "on_rate", "tag", "version", "sent", "started", "cancelled",
-                 "size")
+                 "size", "bottleneck", "pairs")
 
     def __init__(self, fid: int, links: np.ndarray, coefs: np.ndarray, nbytes: float, cap: float,
                  latency: float, done: simpy.Event, now: float, tag: object = None,
@@ -68,6 +96,9 @@ class Flow:
         self.version, self.sent, self.cancelled = 0, 0.0, False
         self.size = float(nbytes)
         self.mult = np.ones(len(links))
+        # a saturated constraint where no flow is faster; -1 at its cap (or not yet solved)
+        self.bottleneck = -1
+        self.pairs: list[tuple[int, float]] = []  # (constraint, coefficient), set by start()
 
 
 class Network:
@@ -79,10 +110,13 @@ class Network:
         efficiency: achieved fraction of line rate per link kind (default
             :data:`simcluster.hardware.LINK_EFFICIENCY`).
         solver: name of a registered max-min solver (``numpy`` or ``heap``).
+        incremental: re-solve only the flows whose rates can change (module docstring); False
+            solves the whole touched component on every change (same rates, slower).
     """
 
     def __init__(self, env: simpy.Environment, topology: Topology, router: Router,
-                 efficiency: Mapping[str, float] | None = None, solver: str = "numpy") -> None:
+                 efficiency: Mapping[str, float] | None = None, solver: str = "numpy",
+                 incremental: bool = True) -> None:
         self.env, self.topology, self.router = env, topology, router
         self.efficiency = dict(LINK_EFFICIENCY if efficiency is None else efficiency)
         self._solve = SOLVERS.get(solver)
@@ -113,6 +147,15 @@ class Network:
         self.solves = 0
         self.flow_events = 0
         self.check_each_solve = False  # --check: verify rates and bytes after every solve
+        self.incremental = incremental
+        self._cap = self.capacity.tolist()
+        self._use = [0.0] * len(self._cap)  # sum of coefficient x rate per constraint
+        self._added: list[Flow] = []  # flows started since the last solve
+        self._held: list[set[int]] = [set() for _ in self._cap]  # flows by bottleneck
+        self._unknown: set[int] = set()  # flows whose bottleneck is not known
+        self.incremental_solves = 0  # solves answered incrementally (the others: full)
+        self._long = 0  # active flows over more than _LONG constraints
+        self._use_stale = False  # _use lacks long flows: recompute before the next increment
 
     # --- building flows ------------------------------------------------------------------
     def path(self, src: str, dst: str,
@@ -183,11 +226,17 @@ class Network:
             self._finish_later(flow)
             return flow
         self._flows[flow.id] = flow
-        for link in links.tolist():
+        ids = links.tolist()
+        if len(ids) > _LONG:  # no pairs: no incremental solves while it runs
+            self._long += 1
+        else:
+            flow.pairs = list(zip(ids, coefs.tolist(), strict=True))
+        for link in ids:
             self._on[link].add(flow.id)
-        self._dirty_links.update(links.tolist())
+        self._dirty_links.update(ids)
         if not len(links):  # touches nothing: runs at its cap
             self._dirty_links.add(-1 - flow.id)
+        self._added.append(flow)
         self._request_solve()
         return flow
 
@@ -211,7 +260,7 @@ class Network:
             self._solve_pending = True
             self.env.timeout(0).callbacks.append(self._solve_now)
 
-    def _component(self) -> list[Flow]:
+    def _component(self, dirty: set[int]) -> list[Flow]:
         """Flows connected to the dirty constraints through shared constraints.
 
         With more than :data:`_SEARCH_LIMIT` flows in the network the search would cost as much
@@ -219,8 +268,8 @@ class Network:
         """
         if len(self._flows) > _SEARCH_LIMIT:
             return list(self._flows.values())
-        seen_links = {link for link in self._dirty_links if link >= 0}
-        flows: set[int] = {-1 - link for link in self._dirty_links if link < 0}
+        seen_links = {link for link in dirty if link >= 0}
+        flows: set[int] = {-1 - link for link in dirty if link < 0}
         frontier = list(seen_links)
         while frontier:
             link = frontier.pop()
@@ -258,12 +307,93 @@ class Network:
 
     def _solve_now(self, _event: object = None) -> None:
         self._solve_pending = False
-        flows = self._component()
-        self._dirty_links.clear()
-        if not flows:
-            self._schedule_wake()
-            return
+        added = [f for f in self._added if f.id in self._flows]
+        self._added = []
+        dirty, self._dirty_links = self._dirty_links, set()
+        result = self._solve_incremental(added, dirty) if self.incremental else None
+        if result is None:
+            flows = self._component(dirty)
+            if not flows:
+                self._schedule_wake()
+                return
+            result = zip(flows, self._solve_full(flows).tolist(), strict=True)
+        else:
+            self.incremental_solves += 1
         self.solves += 1
+        now = self.env.now
+        # progress is folded in lazily: only a flow whose rate changes is advanced to now (at
+        # its old rate); the others keep their stamp, and their finish time stays valid
+        changed = [(f, rate) for f, rate in result if rate != f.rate or not f.version]
+        self._advance([f for f, _ in changed])
+        use = self._use
+        for f, rate in changed:
+            delta = (rate if rate < math.inf else 0.0) - (f.rate if f.rate < math.inf else 0.0)
+            if delta:
+                for m, a in f.pairs:
+                    use[m] += a * delta
+            f.rate = rate
+            f.version += 1
+            if rate > 0 and math.isfinite(f.remaining):
+                heapq.heappush(self._heap, (now + f.remaining / rate, f.id, f.version))
+            if f.on_rate is not None:
+                f.on_rate(f)
+        if self.solves % _REFRESH == 0:
+            self._refresh_use()
+        if (self._unknown and self.incremental and not self._long
+                and len(self._unknown) <= _FIND_LIMIT
+                and sum(len(self._flows[f].pairs) for f in self._unknown) <= 8 * _FIND_LIMIT):
+            self._find_bottlenecks()
+        if self.check_each_solve:
+            self.check()
+        self._schedule_wake()
+
+    def _set_bottleneck(self, f: Flow, m: int) -> None:
+        if f.bottleneck == m:
+            return
+        if f.bottleneck >= 0:
+            self._held[f.bottleneck].discard(f.id)
+        elif f.bottleneck == _UNKNOWN:
+            self._unknown.discard(f.id)
+        f.bottleneck = m
+        if m >= 0:
+            self._held[m].add(f.id)
+        elif m == _UNKNOWN:
+            self._unknown.add(f.id)
+
+    def _find_bottlenecks(self) -> None:
+        """Give every flow of unknown bottleneck one (after a full solve)."""
+        flows, on, cap, use = self._flows, self._on, self._cap, self._use
+        low = 1.0 - _CERT_TOL
+        top: dict[int, float] = {}
+        for fid in list(self._unknown):
+            f = flows[fid]
+            r = f.rate
+            if r >= f.cap * low:
+                self._set_bottleneck(f, -1)
+                continue
+            for m, _a in f.pairs:
+                if cap[m] == math.inf or use[m] < cap[m] * low - 1e-300:
+                    continue
+                t = top.get(m)
+                if t is None:
+                    t = top[m] = max(flows[g].rate for g in on[m])
+                if r >= t * low:
+                    self._set_bottleneck(f, m)
+                    break
+
+    def _refresh_use(self) -> None:
+        """Recompute every constraint's load from the rates (bounds float drift)."""
+        use = [0.0] * len(self._cap)
+        for f in self._flows.values():
+            if 0 < f.rate < math.inf:
+                for m, a in f.pairs:
+                    use[m] += a * f.rate
+        self._use = use
+
+    def _solve_full(self, flows: list[Flow]) -> np.ndarray:
+        """Rates of ``flows`` (a whole component) solved from scratch."""
+        for f in flows:
+            self._set_bottleneck(f, _UNKNOWN)
         lengths = [len(f.links) for f in flows]
         links = np.concatenate([f.links for f in flows])
         vals = np.concatenate([f.coefs for f in flows])
@@ -277,22 +407,147 @@ class Network:
         else:
             incidence = sp.csr_matrix((vals, (rows, cols)), shape=(len(flows), len(order)))
             rates = self._solve(incidence, self.capacity[order], caps)
-        now = self.env.now
-        # progress is folded in lazily: only a flow whose rate changes is advanced to now (at
-        # its old rate); the others keep their stamp, and their finish time stays valid
-        changed = [(f, rate) for f, rate in zip(flows, rates.tolist(), strict=True)
-                   if rate != f.rate or not f.version]
-        self._advance([f for f, _ in changed])
-        for f, rate in changed:
-            f.rate = rate
-            f.version += 1
-            if rate > 0 and math.isfinite(f.remaining):
-                heapq.heappush(self._heap, (now + f.remaining / rate, f.id, f.version))
-            if f.on_rate is not None:
-                f.on_rate(f)
-        if self.check_each_solve:
-            self.check()
-        self._schedule_wake()
+        return rates
+
+    def _solve_incremental(self, added: list[Flow], dirty: set[int]
+                           ) -> list[tuple[Flow, float]] | None:
+        """New rates of the flows that change, or None when a full solve is the better deal.
+
+        Certified as the module docstring describes: S (the new flows and those whose
+        bottleneck a change touched) is solved with everything else fixed; every flow whose
+        certificate may have changed is re-checked; failures join S, until none fail.
+        """
+        if self._long or not self._flows or len(added) > _INC_LIMIT or len(dirty) > _INC_PAIRS:
+            return None
+        if self._use_stale:
+            self._refresh_use()
+            self._use_stale = False
+        flows, on, cap, use = self._flows, self._on, self._cap, self._use
+        limit = min(_INC_LIMIT, max(16, len(flows) // 2))
+        group: dict[int, Flow] = {f.id: f for f in added}
+        changed_links = {m for m in dirty if m >= 0}
+        held, unknown = self._held, self._unknown
+        for m in changed_links:
+            for g in held[m]:
+                group[g] = flows[g]
+        if len(group) > limit or sum(len(f.pairs) for f in group.values()) > _INC_PAIRS:
+            return None
+        low, high = 1.0 - _CERT_TOL, 1.0 + _CERT_TOL
+        # these (and new flows) speed up: faster flows held at their other full constraints
+        # may have to yield (a guess that saves rounds; the certificate decides)
+        for f in list(group.values()):
+            for m, _a in f.pairs:
+                if m != f.bottleneck and use[m] >= cap[m] * low:
+                    for g in held[m]:
+                        if g not in group and flows[g].rate > f.rate * high:
+                            group[g] = h = flows[g]
+                            self._yields(h, group)
+        for _round in range(_INC_ROUNDS):
+            if len(group) > limit or sum(len(f.pairs) for f in group.values()) > _INC_PAIRS:
+                return None
+            new = self._solve_group(group)
+            delta: dict[int, float] = {}
+            for fid, f in group.items():
+                d = ((new[fid] if new[fid] < math.inf else 0.0)
+                     - (f.rate if f.rate < math.inf else 0.0))
+                if d:
+                    for m, a in f.pairs:
+                        delta[m] = delta.get(m, 0.0) + a * d
+            touched = changed_links.union(delta)
+            candidates = list(group.values())
+            for m in touched:
+                for g in held[m]:
+                    if g not in group:
+                        candidates.append(flows[g])
+                if unknown:
+                    candidates.extend(flows[g] for g in on[m] & unknown if g not in group)
+            top: dict[int, float] = {}
+            witness: dict[int, int] = {}
+            failed: list[Flow] = []
+            for f in candidates:
+                if f.id in witness:
+                    continue
+                r = new[f.id] if f.id in group else f.rate
+                if r >= f.cap * low:
+                    witness[f.id] = -1
+                    continue
+                pairs = f.pairs
+                if f.bottleneck >= 0 and pairs[0][0] != f.bottleneck:  # likeliest first
+                    pairs = [(f.bottleneck, 0.0), *pairs]
+                for m, _a in pairs:
+                    c = cap[m]
+                    if c == math.inf or use[m] + delta.get(m, 0.0) < c * low - 1e-300:
+                        continue
+                    t = top.get(m)
+                    if t is None:
+                        t = top[m] = max(new[g] if g in group else flows[g].rate
+                                         for g in on[m])
+                    if r >= t * low:
+                        witness[f.id] = m
+                        break
+                else:
+                    failed.append(f)
+            if not failed:
+                for fid, m in witness.items():
+                    self._set_bottleneck(flows[fid], m)
+                return [(f, new[fid]) for fid, f in group.items()]
+            grew = False
+            for f in failed:
+                if f.id not in new:
+                    grew = grew or f.id not in group
+                    group[f.id] = f
+                    # it speeds up: faster flows held at its other full constraints may yield
+                    for m, _a in f.pairs:
+                        if m != f.bottleneck and use[m] + delta.get(m, 0.0) >= cap[m] * low:
+                            for g in held[m]:
+                                if g not in group and flows[g].rate > f.rate * high:
+                                    group[g] = flows[g]
+                    continue
+                # a re-solved flow held back by a faster fixed flow: that one must slow down
+                r = new[f.id]
+                for m, _a in f.pairs:
+                    if use[m] + delta.get(m, 0.0) < cap[m] * low:
+                        continue  # not full: does not hold it back
+                    for g in on[m]:
+                        if g not in group and flows[g].rate > r * high:
+                            group[g] = h = flows[g]
+                            grew = True
+                            self._yields(h, group)
+            if not grew:
+                return None
+        return None
+
+    def _yields(self, h: Flow, group: dict[int, Flow]) -> None:
+        """Guess for a flow ``h`` that slows down: the flows held at its other full constraints
+        (where it was not the fastest) may speed up; they join ``group``."""
+        flows, held, cap, use = self._flows, self._held, self._cap, self._use
+        low = 1.0 - _CERT_TOL
+        high = 1.0 + _CERT_TOL
+        for m, _a in h.pairs:
+            if m != h.bottleneck and use[m] >= cap[m] * low:
+                for k in held[m]:
+                    if k not in group:
+                        group[k] = f = flows[k]
+                        # it speeds up: faster flows held at its other full constraints yield
+                        for m2, _a2 in f.pairs:
+                            if m2 != f.bottleneck and use[m2] >= cap[m2] * low:
+                                for g in held[m2]:
+                                    if g not in group and flows[g].rate > f.rate * high:
+                                        group[g] = flows[g]
+
+    def _solve_group(self, group: dict[int, Flow]) -> dict[int, float]:
+        """Max-min rates of ``group`` with every other flow fixed at its current rate."""
+        cap, use = self._cap, self._use
+        residual: dict[int, float] = {}
+        for f in group.values():
+            r = f.rate if f.rate < math.inf else 0.0
+            for m, a in f.pairs:
+                if m not in residual:
+                    residual[m] = cap[m] - use[m]
+                residual[m] += a * r
+        fl = list(group.values())
+        rates = maxmin_pairs([f.pairs for f in fl], residual, [f.cap for f in fl])
+        return {f.id: r for f, r in zip(fl, rates, strict=True)}
 
     def check(self) -> None:
         """Verify the invariants: no constraint carries more than its capacity, no flow beats
@@ -374,6 +629,13 @@ class Network:
 
     def _remove(self, flow: Flow) -> None:
         del self._flows[flow.id]
+        if len(flow.links) > _LONG:
+            self._long -= 1
+            self._use_stale = True
+        self._set_bottleneck(flow, -1)
+        if 0 < flow.rate < math.inf:
+            for m, a in flow.pairs:
+                self._use[m] -= a * flow.rate
         for link in flow.links.tolist():
             self._on[link].discard(flow.id)
         self._dirty_links.update(flow.links.tolist())

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from simcluster.engine.execution import run_job
+from simcluster.engine.ledger import Ledger, ledger
 from simcluster.engine.training import Timing, TrainingJob
 from simcluster.engine.view import EngineView, JobHandle, unusable_free
 
@@ -72,6 +73,7 @@ class Scheduler:
         self.reservations: dict[int, float] = {}  # EASY: first reserved start of each head job
         self._timer_at: float | None = None
         self.view = EngineView(sim.cluster, self, sim.perf, speeds)
+        self.ledgers: dict[int, Ledger] = {}  # issue 8: where each job's held time went
 
     @property
     def queued(self) -> int:
@@ -95,9 +97,23 @@ class Scheduler:
         reference placement) and ``lost_gpu_hours`` (redone work, preemption checkpoints and
         restarts)."""
         handle = self.handles.get(job.spec.id)
+        led = self.ledgers.pop(job.spec.id, None) or Ledger()
+        if job.state == "running":  # at the horizon
+            led.close(self.sim.env.now)
+        since = job.first_start
+        wall = (job.end if job.end is not None else self.sim.env.now) - since \
+            if since is not None else 0.0
+        books = {  # issue 8: failures, checkpoints, restarts (wall seconds while holding GPUs)
+            "failures": led.failures, "useful_s": led.useful_s, "lost_s": led.lost_s,
+            "checkpoint_s": led.checkpoint_s, "restart_s": led.restart_s,
+            "stall_s": led.stall_s, "held_s": led.held_s,
+            "ettr": led.useful_s / wall if wall > 0 else float("nan"),
+            "recover_s": led.recover_s / led.recoveries if led.recoveries else float("nan"),
+        }
         if handle is None:
-            return {"ideal_s": float("nan"), "lost_gpu_hours": 0.0}
-        return {"ideal_s": handle.ideal_s, "lost_gpu_hours": handle.lost_gpu_s / 3600.0}
+            return {"ideal_s": float("nan"), "lost_gpu_hours": 0.0, **books}
+        return {"ideal_s": handle.ideal_s, "lost_gpu_hours": handle.lost_gpu_s / 3600.0,
+                **books}
 
     # events ------------------------------------------------------------------------------
     def submit(self, job: TrainingJob) -> None:
@@ -108,12 +124,20 @@ class Scheduler:
             handle = JobHandle(job, self.sim.cluster._clock, self._reference_iteration(job))
             if self.admission_policy is not None:
                 reason = self.admission_policy.admit(handle, self.view)
+        events = self.sim.events
         if reason is not None:
             job.state, job.reason = "rejected", reason
+            if events is not None:
+                events.add(self.sim.env.now, "reject", job.spec.id, detail=reason)
             self.sim.record_job(job)
             return
         assert handle is not None
         self.handles[job.spec.id] = handle
+        if events is not None:
+            r = job.spec.request
+            events.add(self.sim.env.now, "submit", job.spec.id,
+                       detail=f"{r.gpus:g} GPU(s){f' of {r.gpu_type}' if r.gpu_type else ''}, "
+                              f"tenant {job.spec.tenant}, model {job.spec.model}")
         self._enqueue(handle)
 
     def stop(self, job: TrainingJob, cause: str = "stop") -> None:
@@ -128,6 +152,11 @@ class Scheduler:
             return
         if job.state == "running" and job.process is not None and job.process.is_alive:
             handle.stopping, handle.stop_at = True, self.sim.env.now
+            if self.sim.events is not None:
+                self.sim.events.add(self.sim.env.now, "preempt" if cause == "preempt" else "stop",
+                                    job.spec.id, detail=f"by queue policy "
+                                    f"{self.sim.scenario.policy.queue}" if cause == "preempt"
+                                    else str(cause))
             job.process.interrupt(cause)
 
     # mechanism ---------------------------------------------------------------------------
@@ -165,6 +194,9 @@ class Scheduler:
 
     def _pass(self, _event: object = None) -> None:
         self._pass_pending = False
+        services = getattr(self.sim, "services", None)
+        if services is not None:  # inference replicas waiting for GPUs go first (issue 7)
+            services.place_pending()
         policy, view, cluster = self.queue_policy, self.view, self.sim.cluster
         policy_place = self.placement_policy.place
         job_aware = getattr(self.placement_policy, "job_aware", False)  # e.g. hetero: by model
@@ -207,6 +239,8 @@ class Scheduler:
                     reservation = after
             if gpus is None:
                 waiting.append(entry)
+                if self.sim.events is not None:
+                    self._log_wait(handle, request, cluster.free_gpus, reservation)
                 if strict and not backfill:
                     break
                 if strict and reservation is None:
@@ -216,11 +250,33 @@ class Scheduler:
             self._start(handle, gpus)
             if getattr(policy, "rekey_on_start", False) and self._pending:
                 self._rekey()
+        if self.sim.events is not None and self._pending:  # never looked at in this pass
+            head = waiting[0][2].id if waiting else None
+            for entry in self._pending:
+                self.sim.events.wait(
+                    self.sim.env.now, entry[2].id,
+                    f"queued behind job {head} ({self.sim.scenario.policy.queue}, in order)"
+                    if head is not None else
+                    f"less free than the smallest request ({cluster.free_gpus:g} GPUs free)")
         for entry in waiting:
             heapq.heappush(self._pending, entry)
         self.update_fragmentation()
         self.sim.note_state()
         self._arm_timer()
+
+    def _log_wait(self, handle: JobHandle, request, free: float, reservation) -> None:
+        """The reason a job stays queued after this pass, in words (event log only)."""
+        if request.gpus > free + _EPS:
+            why = f"needs {request.gpus:g} GPU(s), {free:g} free"
+        elif reservation is not None and getattr(reservation, "job_id", None) != handle.id:
+            why = (f"would delay job {getattr(reservation, 'job_id', '?')}, which holds a "
+                   f"reservation "
+                   f"({self.sim.scenario.policy.queue})")
+        else:
+            why = (f"{self.sim.scenario.policy.placement} placement found no fit for "
+                   f"{request.gpus:g} GPU(s){f' of {request.gpu_type}' if request.gpu_type else ''}"
+                   f" ({free:g} free but fragmented or of another type)")
+        self.sim.events.wait(self.sim.env.now, handle.id, why)
 
     def _arm_timer(self) -> None:
         next_event = getattr(self.queue_policy, "next_event", None)
@@ -254,6 +310,9 @@ class Scheduler:
         sim, job = self.sim, handle.job
         job.allocation = sim.cluster.allocate(job.spec.request, gpus)
         job.timing = self._timing(job)
+        failures = getattr(sim, "failures", None)
+        if failures is not None:  # issue 8: checkpoint policy for this placement
+            job.timing = failures.on_start(job, self._timing)
         job.state = "running"
         if job.first_start is None:  # (clock arithmetic can land an ulp before the submit)
             job.first_start = max(sim.env.now, job.spec.submit_s)
@@ -262,22 +321,39 @@ class Scheduler:
         self.busy_w += sim.busy_power(job)
         job.started(sim.env.now)
         resumed = job.preemptions > 0 and job.kept > 0
-        restart = self.restart_s + (job.timing.checkpoint_s if resumed else 0.0)
+        read = job.timing.checkpoint_s if failures is None else failures.read_s(job)
+        restart = self.restart_s + (read if resumed else 0.0)
         if job.preemptions == 0:
             restart = 0.0
         handle.run_start, handle.kept_at_start, handle.restart_s = sim.env.now, job.kept, restart
         handle.queued_since, handle.stopping = None, False
         handle.lost_gpu_s += restart * job.allocation.gpu_equivalents
+        if sim.events is not None:
+            hosts = ", ".join(self.sim.topology.hosts[h] for h in job.allocation.hosts)
+            sim.events.add(sim.env.now, "start", job.spec.id, tuple(job.allocation.gpus),
+                           f"on {hosts} by {sim.scenario.policy.placement} placement"
+                           + (f", resuming after {restart:g} s of restart" if restart else ""))
         job.process = sim.env.process(self._run(job, restart))
 
     def _run(self, job: TrainingJob, restart_s: float) -> Generator[simpy.Event, Any, None]:
         """Resume cost (process start, checkpoint read), then the job's own process."""
+        led, env = ledger(self.sim, job), self.sim.env
+        led.phase = None
         if restart_s > 0:
+            led.phase, led.began = "restart", env.now
             try:
-                yield self.sim.env.timeout(restart_s)
+                yield env.timeout(restart_s)
             except simpy.Interrupt:
+                led.restart_s += env.now - led.began
+                led.phase = led.began = None
                 self._ended(job, False)
                 return
+            led.restart_s += env.now - led.began
+            led.phase = led.began = None
+        if led.failed_at is not None:  # back at work after a failure
+            led.recover_s += env.now - led.failed_at
+            led.recoveries += 1
+            led.failed_at = None
         yield from run_job(self.sim, job, self._ended)
 
     def _timing(self, job: TrainingJob) -> Timing:
@@ -308,6 +384,8 @@ class Scheduler:
         handle.run_start = None
         if finished:
             job.state, job.end = "completed", now
+            if sim.events is not None:
+                sim.events.add(now, "end", job.spec.id, detail="completed")
             sim.record_job(job)
             del self.handles[job.spec.id]
             sim.note_state()
@@ -320,4 +398,7 @@ class Scheduler:
                 handle.lost_gpu_s += (now - handle.stop_at) * gpus
             handle.stopping = False
             job.preemptions += 1
+            if sim.events is not None:
+                sim.events.add(now, "requeue", job.spec.id,
+                               detail=f"{redone} iteration(s) lost since the last checkpoint")
             self._enqueue(handle)

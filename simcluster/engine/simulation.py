@@ -17,12 +17,16 @@ import pandas as pd
 import simpy
 
 from simcluster.engine.cluster import ClusterState, InvariantViolation
+from simcluster.engine.failures import FailureManager
 from simcluster.engine.network import Network
+from simcluster.engine.progress import Progress
 from simcluster.engine.scheduler import Scheduler
+from simcluster.engine.services import Services
 from simcluster.engine.speeds import relative_speeds
 from simcluster.engine.training import PerfModel, TrainingJob
 from simcluster.errors import UserError
 from simcluster.hardware import GPUS, LINK_EFFICIENCY, STORAGE, NICSpec, node_spec
+from simcluster.metrics.events import EventLog
 from simcluster.metrics.records import Recorder
 from simcluster.metrics.results import Results, package_versions
 from simcluster.metrics.summary import STUCK_REASON
@@ -37,6 +41,7 @@ from simcluster.scenario import ClusterConfig, Scenario
 from simcluster.topology import Topology, gpu_cluster
 from simcluster.workload.generators import job_stream
 from simcluster.workload.jobs import JobSpec
+from simcluster.workload.traces import TraceReport
 
 __all__ = ["WALL_CHECK_EVENTS", "Simulation", "build_topology", "make_policy"]
 
@@ -95,8 +100,10 @@ class Simulation:
         check: verify allocation invariants after every scheduling pass.
     """
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, check: bool = False) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None = None, check: bool = False,
+                 trace_events: bool = False) -> None:
         self.scenario = scenario
+        self.events = EventLog() if trace_events else None  # issue 10: scheduling decisions
         self.seed = scenario.run.seed if seed is None else int(seed)
         self.check = check
         self._checked_at = 0.0
@@ -126,6 +133,9 @@ class Simulation:
             restart_s=policy.preemption.restart,
             speeds=relative_speeds(self.topology, self.perf, scenario.cluster.throughputs),
         )
+        # issue 8: failure, repair and maintenance processes; checkpoint policy
+        self.failures = (FailureManager(self, scenario.failures)
+                         if scenario.failures is not None else None)
         cost = scenario.cluster.cost
         # per GPU type: (idle W, max W, $ per GPU-hour, purchase $); overrides apply to all
         self._gpu_figures = {
@@ -135,14 +145,20 @@ class Simulation:
             for g in (GPUS.get(name),)}
         self._job_cost: dict[int, float] = {}  # on-demand $ charged so far, by job id
         self._jobs: dict[int, TrainingJob] = {}  # jobs not yet reduced to a record row
+        # inference services (issue 7): replicas, routing, autoscaling; None without services
+        self.services = Services(self) if scenario.services else None
         self.note_state()
 
     # building jobs -----------------------------------------------------------------------
     def make_job(self, spec: JobSpec) -> TrainingJob:
         """Turn a submitted spec into a run-time job: work in iterations, checkpoint period."""
-        model = MODELS.get(spec.model)
+        model, unfit = self.perf.layout(MODELS.get(spec.model), spec)  # issue 4: DP/TP/PP
         run = self.scenario.run
         fidelity = spec.fidelity or run.fidelity
+        if unfit is not None:  # rejected at submit, with what to change
+            job = TrainingJob(spec, model, spec.iterations or 1, 0, None, fidelity)
+            job.state, job.reason = "rejected", unfit
+            return job
         interval = self.scenario.workload.checkpoint_interval
         if self.cluster.never_fits(spec.request) is not None:
             return TrainingJob(spec, model, spec.iterations or 1, 0, None, fidelity)
@@ -216,6 +232,9 @@ class Simulation:
     def record_job(self, job: TrainingJob) -> None:
         """Reduce a job to its row (at its end, or at the horizon)."""
         self._jobs.pop(job.spec.id, None)
+        if self.progress is not None:  # issue 6: the progress line, from this event
+            self._recorded += 1
+            self.progress.tick(self.env.now, self._recorded, self._events)
         start, end, submit = job.first_start, job.end, job.spec.submit_s
         alloc = job.allocation
         self.recorder.job(
@@ -239,10 +258,22 @@ class Simulation:
             if spec.submit_s > self.env.now:
                 yield self.env.timeout(spec.submit_s - self.env.now)
             job = self.make_job(spec)
+            if job.state == "rejected":  # its layout cannot run (issue 4)
+                self.record_job(job)
+                continue
             self._jobs[spec.id] = job
             self.scheduler.submit(job)
 
-    def run(self, max_wall_s: float | None = None) -> Results:
+    progress: Progress | None = None  # issue 6: a progress line on a terminal
+    _recorded = 0  # jobs reduced to rows, for the progress line
+
+    def _events(self) -> int:
+        """SimPy events scheduled so far (the environment's event-id counter; taking one id
+        only leaves a gap in the tie-break order, it never reorders events)."""
+        return next(self.env._eid)
+
+    def run(self, max_wall_s: float | None = None,
+            progress: Progress | None = None) -> Results:
         """Run to the horizon (or until no event is left) and return the results.
 
         Args:
@@ -254,8 +285,15 @@ class Simulation:
             raise UserError(f"max_wall_s: expected a positive number of seconds, got "
                             f"{max_wall_s!r}")
         horizon = self.scenario.run.horizon
-        stream = job_stream(self.scenario.workload, self.streams, horizon)
+        self.progress = progress
+        self.trace_report = TraceReport()  # issue 6: rows read, skipped, filtered
+        stream = job_stream(self.scenario.workload, self.streams, horizon, self.trace_report)
         arrivals = self.env.process(self._arrivals(stream))
+        if self.services is not None:  # issue 7
+            self.services.start()
+        if self.failures is not None:
+            self.failures.start(lambda: arrivals.is_alive or bool(self._jobs)
+                                or self.services is not None)
         started = time.perf_counter()
         partial = False
         if max_wall_s is None:
@@ -268,6 +306,8 @@ class Simulation:
             if job.state == "running":
                 self.charge(job)
             self.record_job(job)
+        serving = {} if self.services is None else dict(zip(
+            ("requests", "replicas", "replica_counts"), self.services.finish(end), strict=True))
         links = pd.DataFrame(self.network.link_table(end),
                              columns=["link", "kind", "bytes", "utilization"])
         meta = self._meta(end, time.perf_counter() - started)
@@ -276,10 +316,17 @@ class Simulation:
         meta["partial"] = partial
         meta["jobs_stuck"] = len(stuck)
         meta["versions"] = package_versions()
+        if self.scenario.workload.trace is not None:  # issue 6: trace rows read/skipped
+            meta.update(self.trace_report.meta())
+        if progress is not None:
+            progress.close()
+        if self.failures is not None:
+            meta.update(self.failures.meta())
         return Results(
             jobs=self.recorder.jobs_frame(), utilization=self.recorder.utilization_frame(),
             scenario=self.scenario.model_dump(mode="json"), seed=self.seed,
-            meta=meta, links=links,
+            meta=meta, links=links, **serving,
+            events=self.events.frame() if self.events is not None else pd.DataFrame(),
         )
 
     def _run_until_wall(self, horizon: float | None, deadline: float) -> bool:

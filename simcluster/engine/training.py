@@ -16,7 +16,12 @@ import simpy
 
 from simcluster.engine.cluster import Allocation
 from simcluster.hardware import LINK_EFFICIENCY
-from simcluster.perf.iteration import IterationTime, checkpoint_time, iteration_time
+from simcluster.perf.iteration import (
+    IterationTime,
+    checkpoint_time,
+    iteration_time,
+    training_layout,
+)
 from simcluster.perf.models import ModelSpec
 from simcluster.routing import Router
 from simcluster.topology import Topology
@@ -92,6 +97,18 @@ class PerfModel:
                            if wanted is None or topo.gpu_type(g) == wanted)[: key[1]]
             self._reference[key] = chosen
         return chosen
+
+    def layout(self, model: ModelSpec, spec: JobSpec) -> tuple[ModelSpec, str | None]:
+        """The job's model with its parallel layout attached (plain DP without one), and the
+        reason to reject it at submit (layout does not divide, or memory does not fit)."""
+        if not spec.parallelism:
+            return model, None
+        gpus = self.reference_gpus(spec)
+        if not gpus:
+            return model, None  # never fits the cluster: the scheduler rejects it
+        host = self.topology.host_specs[int(self.topology.gpu_host[gpus[0]])]
+        return training_layout(model, dict(spec.parallelism), spec.request.whole,
+                               self.topology.gpu_type(gpus[0]), host.gpus_per_node)
 
     def checkpoint(self, model: ModelSpec, hosts: tuple[int, ...]) -> float:
         """Seconds to write one checkpoint from ``hosts``, uncontended."""

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from simcluster.engine.progress import Progress
 from simcluster.engine.simulation import Simulation
 from simcluster.errors import UserError
 from simcluster.experiment.imports import ImportingRegistry
@@ -23,11 +24,15 @@ from simcluster.metrics.results import Results
 from simcluster.perf.fluid import SOLVERS
 from simcluster.perf.models import MODELS
 from simcluster.policies.admission import ADMISSION_POLICIES
+from simcluster.policies.checkpoint import CHECKPOINT_POLICIES
 from simcluster.policies.placement import PLACEMENT_POLICIES
 from simcluster.policies.queue import QUEUE_POLICIES
+from simcluster.policies.request_routing import ROUTING_POLICIES
 from simcluster.scenario import Scenario
 from simcluster.scenario_load import apply_overrides, load_scenario_file, parse_scenario
 from simcluster.topology import FABRICS
+from simcluster.workload.fit import PRESETS
+from simcluster.workload.traces import TRACE_FORMATS
 
 __all__ = ["load_scenario", "registries", "run", "scenario_from_dict"]
 
@@ -43,7 +48,10 @@ def registries(allow_import: bool = False) -> dict[str, Any]:
         "queue policy": ImportingRegistry(QUEUE_POLICIES, allow_import),
         "placement policy": ImportingRegistry(PLACEMENT_POLICIES, allow_import),
         "admission policy": ImportingRegistry(ADMISSION_POLICIES, allow_import),
-        "fluid solver": SOLVERS,
+        "checkpoint policy": CHECKPOINT_POLICIES,
+        "fluid solver": SOLVERS, "workload preset": PRESETS,
+        "routing": ROUTING_POLICIES,  # services.routing (issue 7)
+        "trace format": TRACE_FORMATS,  # workload.trace.format (issue 6)
     }
 
 
@@ -86,7 +94,8 @@ def preflight(scenario: Scenario, source: str) -> Scenario:
 
 
 def run(scenario: Scenario | str | Path, seed: int | None = None, check: bool = False,
-        max_wall_s: float | None = None) -> Results:
+        max_wall_s: float | None = None, progress: Progress | None = None,
+        trace_events: bool = False) -> Results:
     """Run one simulation.
 
     Args:
@@ -95,10 +104,14 @@ def run(scenario: Scenario | str | Path, seed: int | None = None, check: bool = 
         check: verify allocation invariants after every scheduling pass (slower).
         max_wall_s: wall-clock limit (s); when it passes the run stops cleanly and the results
             so far are kept, with ``results.meta["partial"]`` True. None: no limit.
+        progress: a progress line to update (drawn only on a terminal), or None.
+        trace_events: keep the scheduling event log (``results.events``: every decision with
+            its reason; :mod:`simcluster.metrics.events`).
 
     Returns:
         The run's :class:`~simcluster.metrics.results.Results`.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return Simulation(scenario, seed=seed, check=check).run(max_wall_s=max_wall_s)
+    return Simulation(scenario, seed=seed, check=check, trace_events=trace_events).run(
+        max_wall_s=max_wall_s, progress=progress)

@@ -16,10 +16,14 @@ from typing import Any
 
 import pandas as pd
 
+from simcluster.metrics.serving import service_summary
 from simcluster.metrics.summary import power_series, summarize
 from simcluster.metrics.tenants import per_tenant
 
 __all__ = ["Results", "package_versions"]
+
+# written and read back when non-empty: inference services (issue 7), the event log (issue 10)
+_SERVING_TABLES = ("requests", "replicas", "replica_counts", "events")
 
 # the packages that determine a run's numbers
 _PACKAGES = ("simcluster", "numpy", "scipy", "pandas", "simpy", "networkx", "pydantic")
@@ -58,6 +62,11 @@ class Results:
             determine the numbers), ``wall_s``.
         links: bytes and mean utilisation of every link and storage disk that carried traffic,
             busiest first (the most congested links).
+        requests, replicas, replica_counts: inference services (issue 7; empty without them):
+            one row per request, per replica, and the replica count step function
+            (:mod:`simcluster.metrics.serving`).
+        events: the scheduling event log, when the run kept one (``trace_events=True``;
+            :mod:`simcluster.metrics.events`), else empty.
     """
 
     jobs: pd.DataFrame
@@ -67,6 +76,10 @@ class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["link", "kind", "bytes", "utilization"]))
+    requests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    replicas: pd.DataFrame = field(default_factory=pd.DataFrame)
+    replica_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    events: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
         if "power_w" not in self.utilization and not self.utilization.empty:
@@ -81,6 +94,15 @@ class Results:
     def summary(self) -> dict[str, float]:
         """Headline metrics with stable names (:data:`simcluster.metrics.summary.METRICS`)."""
         return summarize(self.jobs, self.utilization, self.meta)
+
+    def services(self) -> pd.DataFrame:
+        """Per-service TTFT/TPOT/e2e percentiles, throughput, SLO attainment, goodput,
+        GPU-hours and cost (:data:`simcluster.metrics.serving.SERVICE_METRICS`)."""
+        if self.requests.empty and self.replicas.empty:
+            return pd.DataFrame()
+        return service_summary(self.requests, self.replicas, self.replica_counts,
+                               float(self.meta.get("end_s", 0.0)),
+                               float(self.meta.get("warmup_s", 0.0)))
 
     def save(self, directory: str | Path) -> list[Path]:
         """Write summary.json, jobs.csv, utilization.csv, links.csv, scenario.resolved.json and
@@ -106,6 +128,11 @@ class Results:
         paths[3].write_text(json.dumps(resolved, indent=2, default=str) + "\n")
         paths.append(out / "meta.json")
         paths[-1].write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
+        for name in _SERVING_TABLES:  # inference services (issue 7), when there are any
+            table = getattr(self, name)
+            if not table.empty:
+                paths.append(out / f"{name}.csv")
+                table.to_csv(paths[-1], index=False)
         return paths
 
     @classmethod
@@ -132,4 +159,7 @@ class Results:
                       int(resolved.get("seed", 0)), meta)
         if links_path.exists():
             results.links = pd.read_csv(links_path)
+        for name in _SERVING_TABLES:
+            if (src / f"{name}.csv").exists():
+                setattr(results, name, pd.read_csv(src / f"{name}.csv"))
         return results

@@ -59,7 +59,22 @@ METRICS: dict[str, str] = {
     "mean_network_wait_s": "mean time a completed job lost to network contention",
     "mean_storage_wait_s": "mean time a completed job waited for storage (checkpoints, data)",
     "max_link_util": "mean utilisation of the busiest link or disk over the run",
+    # issue 8: failures and checkpoints (jobs table columns from engine/failures.py Ledger)
+    "ettr": "effective training time ratio: kept iteration time / wall time since first "
+            "start, GPU-weighted over started jobs",
+    "failures": "component failures during the run (all kinds; failures_<kind> by kind)",
+    "job_failures": "failures that stopped a job",
+    "checkpoint_overhead": "fraction of held GPU time spent in blocking checkpoint writes",
+    "mean_time_to_recover_s": "mean time from a failure to the stopped job working again",
 }
+_KINDS = ("gpu", "host", "nic", "link", "switch", "storage")  # scenario_failures.COMPONENTS
+METRICS.update({f"failures_{k}": f"failures of {k} components" for k in _KINDS})
+METRICS.update({  # trace replay (issue 6); present only when a [workload.trace] is replayed
+    "trace_rows": "trace rows read (rows after a window's end are not read)",
+    "trace_jobs": "jobs made from trace rows",
+    "trace_rows_skipped": "malformed trace rows skipped (on_bad_row = skip)",
+    "trace_rows_filtered": "trace rows left out on purpose (CPU-only, transforms' filters)",
+})
 
 
 def time_average(frame: pd.DataFrame, column: str, end: float, start: float = 0.0) -> float:
@@ -143,4 +158,31 @@ def summarize(jobs: pd.DataFrame, util: pd.DataFrame, meta: Mapping[str, float])
         "mean_network_wait_s": float(done["network_wait_s"].mean()) if len(done) else 0.0,
         "mean_storage_wait_s": float(done["storage_wait_s"].mean()) if len(done) else 0.0,
         "max_link_util": float(meta.get("max_link_util", 0.0)),
+        **_failure_metrics(after, end, meta),
+        # trace replay (issue 6): rows read, jobs made, bad rows skipped, rows filtered out
+        **{k: int(v) for k, v in meta.items() if k.startswith("trace_") and isinstance(v, int)},
     }
+
+
+def _failure_metrics(jobs: pd.DataFrame, end: float, meta: Mapping[str, float]) -> dict:
+    """ETTR, failures, checkpoint overhead and recovery time (issue 8); NaN/0 without them."""
+    if "useful_s" not in jobs:
+        return {}
+    started = jobs[jobs["start_s"].notna()]
+    gpus = started["gpus"].astype(float)
+    wall = (started["end_s"].fillna(end).astype(float) - started["start_s"].astype(float))
+    useful = float((started["useful_s"] * gpus).sum())
+    held = float((started["held_s"] * gpus).sum())
+    recover = started["recover_s"].dropna()
+    weights = started.loc[recover.index, "failures"]
+    out = {
+        "ettr": useful / float((wall * gpus).sum()) if (wall * gpus).sum() > 0 else float("nan"),
+        "failures": int(meta.get("failures", 0)),
+        "job_failures": int(started["failures"].sum()),
+        "checkpoint_overhead": float((started["checkpoint_s"] * gpus).sum()) / held
+        if held > 0 else 0.0,
+        "mean_time_to_recover_s": float((recover * weights).sum() / weights.sum())
+        if len(recover) and weights.sum() > 0 else float("nan"),
+    }
+    out.update({f"failures_{k}": int(meta.get(f"failures_{k}", 0)) for k in _KINDS})
+    return out

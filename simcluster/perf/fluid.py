@@ -19,6 +19,9 @@ bottlenecks:
   the water reaches it. On regular fabrics most bottlenecks are safe together, so few rounds.
 * :func:`maxmin_heap` pops one bottleneck at a time from a heap of levels (lazy deletion),
   touching only the constraints of the flows it freezes: good for heterogeneous instances.
+* :func:`maxmin_lists` / :func:`maxmin_pairs` run the heap algorithm on plain lists, after
+  dropping the constraints that cannot bind: for the few flows of the network's incremental
+  re-solves, where building arrays costs more than solving (not in :data:`SOLVERS`).
 
 Infinite capacities never constrain; a flow with no finite constraint runs at its cap (inf if
 none). Zero-capacity constraints freeze their flows at rate 0.
@@ -36,14 +39,16 @@ none). Zero-capacity constraints freeze their flows at rate 0.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from simcluster.registry import Registry
 
-__all__ = ["REL_TOL", "SOLVERS", "Solver", "maxmin_dense", "maxmin_heap", "maxmin_numpy"]
+__all__ = ["REL_TOL", "SOLVERS", "Solver", "maxmin_dense", "maxmin_heap", "maxmin_lists",
+           "maxmin_numpy", "maxmin_pairs"]
 
 #: Relative tolerance within which two levels count as equal (one bottleneck, one round).
 REL_TOL = 1e-9
@@ -190,6 +195,128 @@ def maxmin_dense(incidence: np.ndarray | sp.spmatrix, capacity: np.ndarray, caps
             raise RuntimeError("max-min solver made no progress (NaN in the problem?)")
         rates[new] = flow_level[new]
         frozen |= new
+    return rates
+
+
+def maxmin_lists(paths: Sequence[Sequence[int]], coefs: Sequence[Sequence[float]],
+                 capacity: Mapping[int, float] | Sequence[float], caps: Sequence[float]
+                 ) -> list[float]:
+    """Weighted max-min fair rates of a small problem given as lists, in plain Python.
+
+    The algorithm of :func:`maxmin_heap` (one bottleneck per pop from a heap of levels, lazy
+    deletion, only the constraints of frozen flows updated) without building arrays: for the
+    few flows of an incremental re-solve (:class:`simcluster.engine.network.Network`) a numpy
+    call costs more than the whole solve. Constraints that cannot bind are dropped first
+    (:func:`maxmin_pairs`). Inputs are not validated.
+
+    Args:
+        paths: each flow's constraint ids (no repeats); coefs: its coefficient on each.
+        capacity: capacity per constraint id (a mapping or a sequence indexed by id).
+        caps: per-flow rate caps (``inf`` for none).
+
+    Returns:
+        rates per flow; ``inf`` for a flow with no finite constraint and no cap.
+
+    >>> maxmin_lists([[0, 1], [0], [1]], [[1.0, 1.0], [1.0], [1.0]], [10.0, 4.0],
+    ...              [math.inf, 1.0, math.inf])
+    [2.0, 1.0, 2.0]
+    """
+    return maxmin_pairs([list(zip(p, c, strict=True)) for p, c in zip(paths, coefs, strict=True)],
+                        capacity, caps)
+
+
+def maxmin_pairs(flows: Sequence[Sequence[tuple[int, float]]],
+                 capacity: Mapping[int, float] | Sequence[float], caps: Sequence[float]
+                 ) -> list[float]:
+    """:func:`maxmin_lists` with each flow given as ``(constraint, coefficient)`` pairs.
+
+    Before the heap, every constraint that cannot bind is dropped: with ``bound_f`` the rate a
+    flow would get alone (its cap, or its tightest ``capacity / coefficient``), a constraint
+    with ``sum_f coef_f * bound_f < capacity`` is never full, so the max-min rates are the same
+    without it. Dropping it changes no bound: a flow's tightest constraint carries at least
+    ``coef * bound = capacity`` and is never dropped.
+    """
+    n = len(flows)
+    inf = math.inf
+    cap_of: dict[int, float] = {}  # capacities in use; below zero (float noise) counts as zero
+    own: list[list[tuple[int, float]]] = []
+    bound: list[float] = []
+    for f in range(n):
+        b = caps[f]
+        kept = []
+        for m, a in flows[f]:
+            if a > 0:
+                c = cap_of.get(m)
+                if c is None:
+                    c = capacity[m]
+                    if c < 0.0:
+                        c = 0.0
+                    cap_of[m] = c
+                if c != inf:
+                    kept.append((m, a))
+                    if c < b * a:
+                        b = c / a
+        own.append(kept)
+        bound.append(b)
+    load = dict.fromkeys(cap_of, 0.0)
+    for f in range(n):
+        b = bound[f]
+        for m, a in own[f]:
+            load[m] += a * b
+    keep = 1.0 - 4 * REL_TOL
+    loose = {m for m, x in load.items() if x < cap_of[m] * keep}
+    if loose:
+        own = [[(m, a) for m, a in pairs if m not in loose] for pairs in own]
+    capacity = cap_of
+    rates = list(caps)  # flows never frozen below keep their cap (inf: unconstrained)
+    frozen = [False] * n
+    remaining: dict[int, float] = {}
+    weight: dict[int, float] = {}
+    users: dict[int, list[tuple[int, float]]] = {}  # constraint -> [(flow, coef)]
+    for f, pairs in enumerate(own):
+        for m, a in pairs:
+            if m in users:
+                users[m].append((f, a))
+                weight[m] += a
+            else:
+                users[m] = [(f, a)]
+                weight[m] = a
+                remaining[m] = capacity[m]
+    exact = dict(weight)
+    left = {m: len(u) for m, u in users.items()}  # unfrozen flows per constraint
+    current = {m: (remaining[m] if remaining[m] > 0.0 else 0.0) / weight[m] for m in users}
+    heap = [(level, m) for m, level in current.items()]
+    heap.extend((c, -1 - f) for f, c in enumerate(rates) if c != inf and own[f])
+    heapq.heapify(heap)
+    while heap:
+        level, idx = heapq.heappop(heap)
+        if idx < 0:
+            if frozen[-1 - idx]:
+                continue
+            newly = [-1 - idx]
+        else:
+            if not left[idx] or current[idx] != level:
+                continue
+            newly = [f for f, _ in users[idx] if not frozen[f]]
+        touched = set()
+        for f in newly:
+            frozen[f] = True
+            rates[f] = level
+            for m, a in own[f]:
+                remaining[m] -= a * level
+                weight[m] -= a
+                left[m] -= 1
+                touched.add(m)
+        for m in touched:
+            if not left[m]:
+                current[m] = inf
+                continue
+            if weight[m] < 1e-6 * exact[m]:  # mixed coefficients cancelled: re-sum
+                weight[m] = exact[m] = sum(a for f, a in users[m] if not frozen[f])
+            new = (remaining[m] if remaining[m] > 0.0 else 0.0) / weight[m]
+            if new != current[m]:
+                current[m] = new
+                heapq.heappush(heap, (new, m))
     return rates
 
 

@@ -1,4 +1,11 @@
-"""Coarse iteration time of a data-parallel training job on a placement.
+"""Coarse iteration time of a training job on a placement.
+
+A job with a parallel layout (``spec.layout``, see :func:`training_layout`) is timed by the step
+model (:mod:`simcluster.perf.step`) on its placement's groups: ``allreduce_s`` is the all-reduce
+of its TP × PP shard's gradient over the job's GPUs, the collective the engine runs as flows at
+``iteration`` fidelity (so the two fidelities agree on an idle cluster), and ``compute_s`` every
+other phase less the part of the all-reduce the step model hides under the backward pass.
+A plain data-parallel job (no layout) keeps the simple form:
 
 iteration = compute roofline + uncontended all-reduce of the BF16 gradients (α-β, the fastest of
 NCCL's algorithms by that model), and every K iterations a checkpoint written to storage. NCCL's
@@ -19,11 +26,12 @@ is the line rate times the link kind's efficiency (:data:`simcluster.hardware.LI
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 
+from simcluster.errors import UserError
 from simcluster.hardware import (
     LINK_EFFICIENCY,
     NICS,
@@ -37,12 +45,16 @@ from simcluster.hardware import gpu as gpu_spec
 from simcluster.perf.collectives import Fabric, collective_time
 from simcluster.perf.compute import training_step_time
 from simcluster.perf.fluid import maxmin_numpy
+from simcluster.perf.memory import fit_message
 from simcluster.perf.models import ModelSpec
+from simcluster.perf.parallelism import Parallelism
 from simcluster.perf.rings import ring_route
+from simcluster.perf.step import check_layout, placement_fabrics, step_time
 from simcluster.routing import Router
 from simcluster.topology import Topology
 
-__all__ = ["IterationTime", "checkpoint_time", "fabric_of", "iteration_time", "route_bandwidth"]
+__all__ = ["IterationTime", "checkpoint_time", "fabric_of", "iteration_time", "route_bandwidth",
+           "training_layout"]
 
 LOCAL_CHECKPOINT_DRIVE = "NVMe-PM1733"  # used when the cluster has no storage server
 
@@ -151,6 +163,8 @@ def iteration_time(spec: ModelSpec, gpus: Sequence[int], topology: Topology, rou
     """
     gpus = list(gpus)
     device: GPUSpec = gpu_spec(topology.gpu_type(gpus[0]))
+    if spec.layout is not None:
+        return _layout_iteration(spec, gpus, topology, router, device, dtype, links, nvls)
     eff = spec.efficiency if efficiency is None else efficiency
     compute = training_step_time(spec.flop_per_iteration, spec.params, len(gpus), device, eff,
                                  dtype)
@@ -179,3 +193,63 @@ def checkpoint_time(spec: ModelSpec, hosts: Sequence[int], topology: Topology) -
         nic_rate += node.storage_nics * NICS.get(node.storage_nic).bandwidth
     return nbytes / min(servers, nic_rate)
 
+
+
+def _layout_iteration(spec: ModelSpec, gpus: list[int], topology: Topology, router: Router,
+                      device: GPUSpec, dtype: str, links: Mapping[str, float],
+                      nvls: bool) -> IterationTime:
+    par = spec.layout
+    assert par is not None
+    fabrics = placement_fabrics(par, gpus, lambda g: fabric_of(g, topology, router, links))
+    host = topology.host_specs[int(topology.gpu_host[gpus[0]])]
+    step = step_time(spec, par, spec.samples_per_iteration, device, fabrics, dtype,
+                     gpus_per_node=host.gpus_per_node, nvls=nvls)
+    allreduce, chosen = 0.0, "none"
+    if len(gpus) > 1:  # the engine runs it (0 bytes without data parallelism)
+        fabric = fabric_of(gpus, topology, router, links)
+        allreduce, chosen = collective_time("all_reduce", spec.gradient_bytes, fabric, "auto",
+                                            nvls)
+    # The engine runs the all-reduce after compute_s; the part the step model hides under the
+    # backward pass is moved out of compute_s so that, uncontended, compute_s + all-reduce is
+    # the step model's iteration (and a contended all-reduce still stretches it).
+    hidden = min(step.dp_total_s - step.dp_s, allreduce)
+    return IterationTime(compute_s=step.iteration_s - step.dp_s - hidden, allreduce_s=allreduce,
+                         algorithm=chosen)
+
+
+def training_layout(spec: ModelSpec, fields: Mapping[str, object] | None, gpus: int,
+                    gpu_name: str, gpus_per_node: int) -> tuple[ModelSpec, str | None]:
+    """The job's model with its layout attached, and None or the reason to reject it.
+
+    Args:
+        spec: the catalog model. fields: the scenario's ``parallelism`` (tp, pp, cp, ep, dp,
+            zero, vp, micro_batch, global_batch, recompute, dp_overlap, tp_overlap); None
+            keeps plain data parallelism.
+        gpus: whole GPUs of the job. gpu_name: their type. gpus_per_node: GPUs per node.
+
+    Returns:
+        (model, reason): reason says why the layout cannot run (sizes that do not divide, or
+        memory that does not fit, by how much and what would fit).
+    """
+    if not fields:
+        return spec, None
+    f = dict(fields)
+    split = int(f["tp"]) * int(f["pp"]) * int(f["cp"])
+    dp = f.get("dp") or max(1, gpus // split)
+    batch = int(f.get("global_batch") or spec.samples_per_iteration)
+    try:
+        par = Parallelism(tp=int(f["tp"]), pp=int(f["pp"]), dp=int(dp), cp=int(f["cp"]),
+                          ep=int(f["ep"]), zero=int(f["zero"]), virtual_stages=int(f["vp"]),
+                          micro_batch=int(f["micro_batch"]), recompute=str(f["recompute"]),
+                          dp_overlap=float(f["dp_overlap"]), tp_overlap=float(f["tp_overlap"]))
+        m = check_layout(spec, par, batch, gpus, gpus_per_node)
+    except UserError as exc:
+        return spec, f"parallelism: {exc}"
+    tag = (f"{spec.name}[tp{par.tp} pp{par.pp} dp{par.dp} cp{par.cp} ep{par.ep} "
+           f"zero{par.zero} vp{par.virtual_stages} mb{par.micro_batch} gb{batch} "
+           f"{par.recompute} o{par.dp_overlap:g}/{par.tp_overlap:g}]")
+    out = replace(spec, name=tag, layout=par, samples_per_iteration=batch)
+    if spec.architecture is None:
+        return out, None
+    hbm = gpu_spec(gpu_name).hbm_bytes
+    return out, fit_message(spec.architecture, par, m, hbm, gpus_per_node, gpu_name)

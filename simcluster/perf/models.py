@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simcluster.perf.parallelism import Parallelism
 from simcluster.registry import Registry
 
 __all__ = ["MODELS", "ModelSpec", "Transformer", "model"]
@@ -32,6 +33,8 @@ class Transformer:
         tied_embeddings: the output projection shares the input embedding (GPT-2, BERT).
         learned_positions: a learned position embedding of seq_len × hidden (GPT-2, BERT).
         extra_params: parameters outside the blocks (BERT's pooler and token-type embedding).
+        experts: MLP experts per block (1: dense); experts_per_token: experts each token is
+            routed to (top-k). A mixture-of-experts block adds a router of hidden × experts.
     """
 
     layers: int
@@ -46,24 +49,61 @@ class Transformer:
     tied_embeddings: bool = True
     learned_positions: bool = False
     extra_params: int = 0
+    experts: int = 1
+    experts_per_token: int = 1
+
+    @property
+    def head_dim(self) -> int:
+        """Hidden size of one attention head."""
+        return self.hidden // self.heads
+
+    @property
+    def attention_params(self) -> int:
+        """Parameters of one block's attention (Q, K, V, O projections, their biases)."""
+        h, kv = self.hidden, self.kv_heads * self.head_dim
+        return 2 * h * h + 2 * h * kv + ((2 * h + 2 * kv) if self.biases else 0)
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters of one MLP (one expert of a mixture-of-experts block)."""
+        h = self.hidden
+        return (3 if self.gated_mlp else 2) * h * self.ffn + ((self.ffn + h) if self.biases else 0)
+
+    @property
+    def block_params(self) -> int:
+        """Parameters of one block: attention, all experts, router, two norms."""
+        h = self.hidden
+        router = h * self.experts if self.experts > 1 else 0
+        norms = 2 * h * (2 if self.biases else 1)  # two norms per block (scale [+ shift])
+        return self.attention_params + self.experts * self.expert_params + router + norms
+
+    @property
+    def embedding_params(self) -> int:
+        """Input embedding (+ learned positions) and, when untied, the output projection."""
+        embed = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        return embed + (self.seq_len * self.hidden if self.learned_positions else 0)
 
     @property
     def params(self) -> int:
-        """Parameter count derived from the architecture."""
-        h, head_dim = self.hidden, self.hidden // self.heads
-        kv = self.kv_heads * head_dim
-        attention = h * h + 2 * h * kv + h * h  # Q, K, V, O projections
-        mlp = (3 if self.gated_mlp else 2) * h * self.ffn
-        norms = 2 * h * (2 if self.biases else 1)  # two norms per block (scale [+ shift])
-        if self.biases:
-            attention += h + 2 * kv + h
-            mlp += self.ffn + h
-        block = attention + mlp + norms
-        embed = self.vocab * h * (1 if self.tied_embeddings else 2)
+        """Parameter count derived from the architecture (all experts counted)."""
+        final_norm = self.hidden * (2 if self.biases else 1)
+        return (self.layers * self.block_params + self.embedding_params + final_norm
+                + self.extra_params)
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token passes through (top-k experts of each MoE block)."""
+        idle = (self.experts - self.experts_per_token) * self.expert_params
+        return self.params - self.layers * idle
+
+    @property
+    def matmul_params(self) -> int:
+        """Active parameters used in matrix multiplies: the blocks' weights and the output
+        projection (the input embedding and position lookups are not multiplies)."""
+        lookups = self.vocab * self.hidden * (0 if self.tied_embeddings else 1)
         if self.learned_positions:
-            embed += self.seq_len * h
-        final_norm = h * (2 if self.biases else 1)
-        return self.layers * block + embed + final_norm + self.extra_params
+            lookups += self.seq_len * self.hidden
+        return self.active_params - lookups - self.extra_params
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +121,8 @@ class ModelSpec:
         cpu_s_per_sample: CPU-core seconds to decode and augment one sample (data loading).
         architecture: the transformer description, if any.
         source: where the figures come from.
+        layout: the job's parallel layout when it is not plain data parallelism (set by
+            :func:`simcluster.perf.iteration.training_layout`; its name then carries the layout).
     """
 
     name: str
@@ -93,6 +135,7 @@ class ModelSpec:
     cpu_s_per_sample: float = 0.0
     architecture: Transformer | None = None
     source: str = ""
+    layout: Parallelism | None = None
 
     @property
     def tokens_per_iteration(self) -> int:
@@ -106,7 +149,11 @@ class ModelSpec:
 
     @property
     def gradient_bytes(self) -> float:
-        """Bytes all-reduced per iteration: one BF16 gradient per parameter."""
+        """Bytes all-reduced per iteration: one BF16 gradient per parameter (per parameter of
+        one TP × PP shard with a layout: each GPU all-reduces its shard over its DP group)."""
+        if self.layout is not None:  # no data parallelism: nothing to all-reduce
+            shards = self.layout.tp * self.layout.pp
+            return 2.0 * self.params / shards if self.layout.dp > 1 else 0.0
         return 2.0 * self.params
 
     @property
@@ -121,12 +168,14 @@ class ModelSpec:
 
 def transformer(name: str, arch: Transformer, sequences: int, source: str,
                 efficiency: float = 0.5) -> ModelSpec:
-    """A transformer ModelSpec: training FLOP per token = 6 × parameters (Kaplan et al. 2020).
+    """A transformer ModelSpec: training FLOP per token = 6 × active parameters (Kaplan et al.
+    2020; the attention term and recomputation are added by :mod:`simcluster.perf.flops`).
 
     Token bytes read from storage: 4 bytes per token id (pre-tokenised int32 shards).
     """
     params = arch.params
-    return ModelSpec(name=name, params=params, flop_per_sample=6.0 * params * arch.seq_len,
+    return ModelSpec(name=name, params=params,
+                     flop_per_sample=6.0 * arch.active_params * arch.seq_len,
                      samples_per_iteration=sequences, seq_len=arch.seq_len,
                      bytes_per_sample=4.0 * arch.seq_len, efficiency=efficiency,
                      architecture=arch, source=source)
@@ -172,6 +221,44 @@ for _model in (
                                            ffn=28672, vocab=32000, seq_len=4096, gated_mlp=True,
                                            tied_embeddings=False),
                 sequences=1024, source="Touvron et al. 2023 (Llama 2), HF config"),
+    transformer("llama-2-13b", Transformer(layers=40, hidden=5120, heads=40, kv_heads=40,
+                                           ffn=13824, vocab=32000, seq_len=4096, gated_mlp=True,
+                                           tied_embeddings=False),
+                sequences=1024, source="Touvron et al. 2023 (Llama 2), HF config"),
+    # GPT-2 XL under the issue's naming (the same architecture as gpt2-1.5b).
+    transformer("gpt-2-1.5b", Transformer(layers=48, hidden=1600, heads=25, kv_heads=25,
+                                          ffn=6400, vocab=50257, seq_len=1024, biases=True,
+                                          learned_positions=True),
+                sequences=512, source="Radford et al. 2019 (GPT-2 XL, 1.5B)"),
+    # GPT-3 175B: 96 layers, d_model 12288, 96 heads, 2048 context (Brown et al. 2020, Table
+    # 2.1), GPT-2 vocabulary and learned positions; batch 1536 sequences as in Megatron-LM's
+    # 175B runs (Narayanan et al., SC'21, Table 2).
+    transformer("gpt-3-175b", Transformer(layers=96, hidden=12288, heads=96, kv_heads=96,
+                                          ffn=4 * 12288, vocab=50257, seq_len=2048, biases=True,
+                                          learned_positions=True),
+                sequences=1536, source="Brown et al. 2020 Table 2.1; Narayanan et al. SC'21"),
+    # Llama 3 (Dubey et al. 2024, Table 3; HF configs of Llama-3.1): GQA with 8 KV heads,
+    # 128,256-token vocabulary, 8k context in the main pre-training stage. 405B: 16M-token
+    # batches (2048 × 8192, Table 4). 8B and 70B: the paper gives no batch; 4M tokens assumed.
+    transformer("llama-3-8b", Transformer(layers=32, hidden=4096, heads=32, kv_heads=8,
+                                          ffn=14336, vocab=128256, seq_len=8192, gated_mlp=True,
+                                          tied_embeddings=False),
+                sequences=512, source="Dubey et al. 2024 (Llama 3), HF config"),
+    transformer("llama-3-70b", Transformer(layers=80, hidden=8192, heads=64, kv_heads=8,
+                                           ffn=28672, vocab=128256, seq_len=8192, gated_mlp=True,
+                                           tied_embeddings=False),
+                sequences=512, source="Dubey et al. 2024 (Llama 3), HF config"),
+    transformer("llama-3-405b", Transformer(layers=126, hidden=16384, heads=128, kv_heads=8,
+                                            ffn=53248, vocab=128256, seq_len=8192,
+                                            gated_mlp=True, tied_embeddings=False),
+                sequences=2048, source="Dubey et al. 2024 (Llama 3) Tables 3-4, HF config"),
+    # Mixtral 8x7B: Mistral-7B blocks with 8 SwiGLU experts, top-2 routing (Jiang et al. 2024;
+    # HF config). Training batch unpublished: 1024 × 4096 tokens assumed.
+    transformer("mixtral-8x7b", Transformer(layers=32, hidden=4096, heads=32, kv_heads=8,
+                                            ffn=14336, vocab=32000, seq_len=4096,
+                                            gated_mlp=True, tied_embeddings=False, experts=8,
+                                            experts_per_token=2),
+                sequences=1024, source="Jiang et al. 2024 (Mixtral of Experts), HF config"),
 ):
     MODELS.add(_model.name, _model)
 

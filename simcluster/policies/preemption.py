@@ -91,6 +91,18 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
     total: dict[str, float] = {}
     for t in types:
         total[t] = total.get(t, 0.0) + 1.0
+    if len(total) == 1:  # one GPU type: the same walk on plain numbers (the common case)
+        only, gpus = next(iter(total.items()))
+        return _one_type(list(view.jobs_running), pending, now, key, min_run_s, may_preempt,
+                         only, gpus)
+    return _any_types(view, pending, key, min_run_s, may_preempt, total)
+
+
+def _any_types(view: ClusterView, pending: list[JobView], key: Callable[[JobView], Any],
+               min_run_s: float, may_preempt: Callable[[JobView, JobView], bool] | None,
+               total: dict[str, float]) -> list[int]:
+    """:func:`ideal_set_victims` with GPU counts per type."""
+    now, types = view.now, view.gpu_types
     held, fixed = _Pool(dict.fromkeys(total, 0.0)), _Pool(dict.fromkeys(total, 0.0))
     candidates: list[JobView] = []
     for r in view.jobs_running:
@@ -127,4 +139,58 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
         if not free.take(need, gpu_type):
             break  # even all eligible victims are not enough: stop nobody for it
         victims.extend(r.id for r in picked)
+    return victims
+
+
+def _one_type(running: list[JobView], pending: list[JobView], now: float,
+              key: Callable[[JobView], Any], min_run_s: float,
+              may_preempt: Callable[[JobView, JobView], bool] | None, only: str,
+              total: float) -> list[int]:
+    """:func:`ideal_set_victims` on a cluster of one GPU type, with GPU counts as floats and
+    each job's key computed once (same result, a fraction of the cost on big queues)."""
+    held = fixed = 0.0
+    candidates: list[JobView] = []
+    for r in running:
+        g = r.request.gpus
+        held += g
+        if preemptible(r, now, min_run_s):
+            candidates.append(r)
+        else:
+            fixed += g
+    free, budget = total - held, total - fixed
+    ranked = sorted(((key(j), i, j) for i, j in enumerate([*candidates, *pending])),
+                    key=lambda e: (e[0], e[1]))
+    keep: set[int] = set()
+    chosen: list[JobView] = []
+    for _, _, job in ranked:
+        need = job.request.gpus
+        if job.request.gpu_type not in (None, only) or budget + _EPS < need:
+            continue
+        budget -= need
+        if job.run_start_s is not None:
+            keep.add(job.id)
+        else:
+            chosen.append(job)
+    spare = [j for _, _, j in reversed(ranked) if j.run_start_s is not None and j.id not in keep]
+    victims: list[int] = []
+    taken: set[int] = set()
+    for p in chosen:
+        need = p.request.gpus
+        if free + _EPS >= need:
+            free -= need
+            continue
+        picked: list[int] = []
+        have = free
+        for r in spare:
+            if r.id in taken or (may_preempt is not None and not may_preempt(p, r)):
+                continue
+            picked.append(r.id)
+            have += r.request.gpus
+            if have + _EPS >= need:
+                break
+        if have + _EPS < need:
+            break  # even all eligible victims are not enough: stop nobody for it
+        free = have - need
+        victims.extend(picked)
+        taken.update(picked)
     return victims

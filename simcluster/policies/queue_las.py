@@ -90,7 +90,12 @@ class Las(QueuePolicy):
 
     def preempt(self, view: ClusterView) -> list[int]:
         self._promote(view)
-        if not self.preemptive:
+        if not self.preemptive or not view.jobs_pending:
+            return []
+        # only a pending job of a better queue may preempt: when none is better than the
+        # worst running job, the ideal set stops nobody (exact; skips the O(R + P) walk)
+        best = min(self.queue(p) for p in view.jobs_pending)
+        if all(self.queue(r) <= best for r in view.jobs_running):
             return []
         return ideal_set_victims(view, self.key, min_run_s=self.min_run_s,
                                  may_preempt=lambda p, r: self.queue(p) < self.queue(r))

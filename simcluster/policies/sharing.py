@@ -103,8 +103,10 @@ def host_fragmentation(free: np.ndarray, types: tuple[str, ...], cpus_free: floa
             fits = ok.any() and cpus_free + _EPS >= req.gpus * cpg
             unusable = free[~ok].sum() if fits else total
         else:
+            # a pod never spans hosts (FGD's model): a request larger than this host cannot
+            # use any of it, so all its free share counts as fragmented for that request
             whole = usable & (free >= 1.0 - _EPS)
-            want = min(req.whole, len(free))
+            want = req.whole
             fits = whole.sum() >= want and cpus_free + _EPS >= want * cpg
             unusable = free[~whole].sum() if fits else total
         frag += p * float(unusable)

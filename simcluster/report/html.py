@@ -25,6 +25,7 @@ from simcluster.metrics.results import Results
 from simcluster.metrics.summary import METRICS
 from simcluster.metrics.tenants import per_tenant
 from simcluster.report import plots
+from simcluster.topology import Topology
 from simcluster.units import format_quantity
 
 __all__ = ["REPORT_NAME", "figures", "rebuild_report", "write_report"]
@@ -50,11 +51,12 @@ def _png(fig: Figure, dpi: int = 100) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def figures(results: Results) -> dict[str, tuple[Figure, str]]:
+def figures(results: Results, topology: Topology | None = None
+            ) -> dict[str, tuple[Figure, str]]:
     """The plots that apply to one run, by id: (figure, caption).
 
     The timeline and the CDFs need started jobs, the utilisation and queue plots the state
-    table, the link chart links that carried traffic.
+    table, the link chart links that carried traffic, the topology drawing the cluster.
     """
     makers: list[tuple[str, bool, Callable[[], Figure], str]] = [
         ("timeline", results.jobs["start_s"].notna().any() if len(results.jobs) else False,
@@ -73,6 +75,15 @@ def figures(results: Results) -> dict[str, tuple[Figure, str]]:
         ("links", not results.links.empty and bool((results.links["utilization"] > 0).any()),
          lambda: plots.busiest_links(results),
          "Mean utilisation of the busiest links and storage disks over the run."),
+        ("topology", topology is not None, lambda: plots.topology_plot(topology, results),
+         "The cluster's topology; each link coloured and thickened by its mean utilisation."),
+        ("serving_latency", not results.requests.empty,
+         lambda: plots.serving_latency(results),
+         "Inference requests: p50/p90/p99 of time to first token, time per output token and "
+         "end-to-end latency by arrival time (log scale), with each service's SLO attainment."),
+        ("replicas", not results.replica_counts.empty, lambda: plots.replica_count(results),
+         "Inference replicas over time (held or asked for, and ready; the gap is cold starts "
+         "and waits for GPUs), and the allocated GPUs split into serving and training."),
     ]
     return {key: (make(), caption) for key, applies, make, caption in makers if applies}
 
@@ -113,13 +124,15 @@ def _tenant_table(results: Results) -> str:
 
 
 def write_report(results: Results, directory: str | Path,
-                 summary: Mapping[str, object] | None = None) -> Path:
+                 summary: Mapping[str, object] | None = None,
+                 topology: Topology | None = None) -> Path:
     """Write ``report.html`` for one run into ``directory`` (created if missing).
 
     Args:
         results: the run.
         directory: where to write the page.
         summary: the headline metrics to show (default: ``results.summary()``).
+        topology: the cluster, to draw it with its link utilisation (optional).
 
     Returns:
         The path of the page.
@@ -139,7 +152,7 @@ def write_report(results: Results, directory: str | Path,
              "</p>" if results.meta.get("partial") else "",
              "<h2>Summary</h2>", _summary_table(summary), _tenant_table(results),
              "<h2>Figures</h2>"]
-    for key, (fig, caption) in figures(results).items():
+    for key, (fig, caption) in figures(results, topology).items():
         parts.append(f"<figure id='fig-{key}'><img alt='{key}' "
                      f"src='data:image/png;base64,{_png(fig)}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -155,7 +168,7 @@ def write_report(results: Results, directory: str | Path,
     return path
 
 
-def rebuild_report(directory: str | Path) -> Path:
+def rebuild_report(directory: str | Path, topology: Topology | None = None) -> Path:
     """Rebuild ``report.html`` from the results saved in ``directory`` (``simcluster run --out``).
 
     The summary table shows the saved ``summary.json`` as written.
@@ -170,4 +183,4 @@ def rebuild_report(directory: str | Path) -> Path:
     if summary is not None:
         for key in ("seed", "partial"):
             summary.pop(key, None)
-    return write_report(results, src, summary)
+    return write_report(results, src, summary, topology)

@@ -12,11 +12,15 @@ import heapq
 from collections.abc import Iterator
 
 from simcluster.rng import Streams
-from simcluster.scenario import JobEntry, MixEntry, WorkloadConfig
+from simcluster.scenario import JobEntry, MixEntry, Preset, WorkloadConfig
 from simcluster.workload.distributions import pick, sample
+from simcluster.workload.fit import preset_jobs
 from simcluster.workload.jobs import JobSpec, Request
+from simcluster.workload.traces import TraceReport, trace_jobs
 
-__all__ = ["explicit_jobs", "job_stream", "poisson_jobs"]
+__all__ = ["TRACE_ID_SPAN", "explicit_jobs", "job_stream", "poisson_jobs"]
+
+TRACE_ID_SPAN = 10**9  # first id of generated jobs when a trace is replayed too
 
 
 def _request(entry: JobEntry | MixEntry, gpus: float) -> Request:
@@ -31,7 +35,9 @@ def explicit_jobs(entries: list[JobEntry], first_id: int = 0) -> Iterator[JobSpe
         e = entries[i]
         yield JobSpec(id=first_id + offset, submit_s=e.submit, request=_request(e, e.gpus),
                       model=e.model, tenant=e.tenant, run_time_s=e.run_time,
-                      iterations=e.iterations, fidelity=e.fidelity)
+                      iterations=e.iterations, fidelity=e.fidelity,
+                      parallelism=tuple(e.parallelism.model_dump().items()) if e.parallelism
+                      else None)
 
 
 def poisson_jobs(workload: WorkloadConfig, streams: Streams, horizon: float | None,
@@ -51,18 +57,31 @@ def poisson_jobs(workload: WorkloadConfig, streams: Streams, horizon: float | No
         gpus = sample(entry.gpus, rng)
         run_time = sample(entry.run_time, rng)
         yield JobSpec(id=job_id, submit_s=t, request=_request(entry, gpus), model=entry.model,
-                      tenant=entry.tenant, run_time_s=run_time, fidelity=entry.fidelity)
+                      tenant=entry.tenant, run_time_s=run_time, fidelity=entry.fidelity,
+                      parallelism=(tuple(entry.parallelism.model_dump().items())
+                                   if entry.parallelism else None))
         n += 1
 
 
 def job_stream(workload: WorkloadConfig, streams: Streams,
-               horizon: float | None) -> Iterator[JobSpec]:
+               horizon: float | None, report: TraceReport | None = None) -> Iterator[JobSpec]:
     """All of a workload's jobs, merged in submission order.
 
-    Listed jobs take ids 0..len(jobs)-1; generated jobs follow.
+    Listed jobs take ids 0..len(jobs)-1; generated jobs follow (trace jobs follow the listed
+    ones, and generated jobs next to a trace take ids from :data:`TRACE_ID_SPAN`). ``report``
+    is filled as a ``[workload.trace]`` is read.
     """
     listed = explicit_jobs(list(workload.jobs))
+    first = len(workload.jobs)
+    if workload.trace is not None:  # [workload.trace] replay (issue 6)
+        replay = trace_jobs(workload.trace, streams, first_id=first, report=report)
+        listed = heapq.merge(listed, replay, key=lambda j: (j.submit_s, j.id))
+        first = TRACE_ID_SPAN
     if workload.arrivals is None:
         return listed
-    generated = poisson_jobs(workload, streams, horizon, first_id=len(workload.jobs))
+    if isinstance(workload.arrivals, Preset):  # a fitted preset (simcluster.workload.fit)
+        generated = preset_jobs(workload.arrivals, streams, horizon, workload.count,
+                                first_id=first)
+    else:
+        generated = poisson_jobs(workload, streams, horizon, first_id=first)
     return heapq.merge(listed, generated, key=lambda j: (j.submit_s, j.id))

@@ -52,6 +52,8 @@ class JobSpec:
         run_time_s: uncontended run time on the requested GPUs, if the work is given in time.
         iterations: work in iterations, if given directly.
         fidelity: this job's fidelity, or None for the scenario's.
+        parallelism: the layout (the scenario's ``parallelism`` fields as (key, value)
+            pairs), or None for plain data parallelism.
     """
 
     id: int
@@ -62,3 +64,4 @@ class JobSpec:
     run_time_s: float | None = None
     iterations: int | None = None
     fidelity: str | None = None
+    parallelism: tuple[tuple[str, object], ...] | None = None

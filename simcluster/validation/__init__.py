@@ -1,0 +1,1 @@
+"""Validation: every model compared with an outside reference, by one command (``validate``)."""
