@@ -312,3 +312,20 @@ def test_replica_count_steps_and_splits_the_gpus(serving_run, results):
 def test_report_figures_include_the_serving_plots(serving_run, results):
     assert {"serving_latency", "replicas"} <= set(figures(serving_run))
     assert not {"serving_latency", "replicas"} & set(figures(results))
+
+
+def test_gpu_timeline_marks_jobs_hit_by_failures(tmp_path):
+    trace = tmp_path / "failures.csv"
+    trace.write_text("time_s,component,repair_s\n3600,gpu:0,600\n")
+    s = simcluster.scenario_from_dict({
+        "run": {"fidelity": "duration"}, "cluster": {"nodes": 1, "storage": {"servers": 0}},
+        "workload": {"checkpoint_interval": "30min",
+                     "jobs": [{"gpus": 8, "run_time": "3h"}, {"gpus": 8, "run_time": "1h"}]},
+        "failures": {"trace": str(trace)}})
+    r = simcluster.run(s)
+    assert r.jobs["failures"].tolist() == [1, 0]
+    fig = plots.gpu_timeline(r)
+    hatches = [p.get_hatch() for p in fig.axes[0].patches]
+    assert hatches.count("xx") == 1 and hatches.count(None) == 1
+    labels_ = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "hit by a failure" in labels_

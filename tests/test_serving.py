@@ -335,3 +335,24 @@ def test_target_tracking_bounds_and_no_data():
     assert p.desired(ServiceState(now=0.0, replicas=3, ready=3)) == 3  # no TTFT yet: hold
     with pytest.raises(TypeError):
         TargetTracking("latency", 1.0)
+
+
+def test_a_failed_gpu_stops_its_replica_and_requests_move_on(tmp_path):
+    """Issue 8: a replica on a failed GPU stops, the requests it held are re-routed (their KV
+    cache recomputed), and a replacement replica is placed on healthy GPUs."""
+    trace = tmp_path / "failures.csv"
+    trace.write_text("time_s,component,repair_s\n20,gpu:0,3600\n")
+    s = _scenario({"replicas": 2, "routing": "round_robin",
+                   "requests": {"arrivals": {"kind": "poisson", "rate": 10.0}, "count": 600,
+                                "prompt_tokens": 512, "output_tokens": 128}})
+    data = s.model_dump(mode="json")
+    data["failures"] = {"trace": str(trace)}
+    sim = Simulation(simcluster.scenario_from_dict(data), check=True)
+    r = sim.run()
+    q, reps = r.requests, r.replicas
+    assert (q["state"] == "completed").all() and len(q) == 600  # nothing dropped
+    moved = q[q["preemptions"] > 0]
+    assert len(moved) > 0  # the failed replica's requests were recomputed elsewhere
+    assert len(reps) == 3  # the two first replicas and the replacement
+    assert sorted(reps["start_s"].round(6))[-1] == pytest.approx(20.0)  # placed at once
+    assert r.meta["failures_gpu"] == 1

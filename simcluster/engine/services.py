@@ -94,6 +94,7 @@ class Service:
         self._next_eval = 0.0
         self._timer_at: float | None = None
         self._ttfts: deque[tuple[float, float]] = deque()
+        self.failed_replicas = 0  # replicas lost to GPU or host failures
 
     # replicas ------------------------------------------------------------------------------
     def active(self) -> list[Slot]:
@@ -134,7 +135,43 @@ class Service:
         slot.state, slot.start_s = "starting", self.env.now
         slot.process = self.env.process(self._cold_start(slot))
 
+    def fail(self, gpus: set[int]) -> None:
+        """GPUs failed: replicas on them stop; their requests go to the other replicas (or
+        wait for one), and a replacement replica is asked for (issue 8)."""
+        orphans: list[Live] = []
+        lost = 0
+        for slot in list(self.slots.values()):
+            alloc = slot.allocation
+            if slot.state not in ("starting", "ready", "draining") or alloc is None \
+                    or gpus.isdisjoint(alloc.gpus):
+                continue
+            if slot.replica is not None:
+                orphans += slot.replica.fail()
+            elif slot.process is not None and slot.process.is_alive:  # cold start
+                slot.process.interrupt("failure")
+                for flow in slot.flows:
+                    self.sim.network.stop(flow)
+                slot.flows = []
+            lost += slot.state != "draining"
+            slot.state, slot.end_s = "gone", self.env.now
+            self.sim.cluster.release(alloc)
+            self.owner.record_replica(self, slot)
+        if not lost and not orphans:
+            return
+        self.failed_replicas += lost
+        if lost:
+            self.scale_to(len(self.active()) + lost)
+        self.owner.note_replicas(self)
+        for live in orphans:
+            self._route(live)
+
     def _cold_start(self, slot: Slot) -> Generator[simpy.Event, Any, None]:
+        try:
+            yield from self._load(slot)
+        except simpy.Interrupt:  # its GPUs failed while it started (:meth:`fail`)
+            return
+
+    def _load(self, slot: Slot) -> Generator[simpy.Event, Any, None]:
         env, net, topo = self.env, self.sim.network, self.sim.topology
         yield env.timeout(self.owner.start_s)
         alloc = slot.allocation
@@ -290,6 +327,15 @@ class Services:
             a = svc.cfg.autoscaling
             svc.scale_to(a.min if a is not None else int(svc.cfg.replicas or 0))
             svc.sim.env.process(svc.arrivals())
+
+    def fail(self, gpus: list[int], cause: str = "failure") -> None:
+        """The failure manager's hook: replicas on failed (or drained) GPUs stop and their
+        requests are re-routed; each service asks for replacements."""
+        hit = {int(g) for g in gpus}
+        for svc in self.services:
+            svc.fail(hit)
+        self.sim.note_state()
+        self.sim.scheduler._request_pass()
 
     def place_pending(self) -> None:
         """Place replicas waiting for GPUs (first come, first served); called by the

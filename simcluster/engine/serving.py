@@ -146,6 +146,18 @@ class Replica:
         if len(self.waiting) == 1 and (len(self.running) < self.p.max_batch or self.p.static):
             self._poke()
 
+    def fail(self) -> list[Live]:
+        """The replica's GPUs failed: stop at once and hand back every request it held, its
+        KV cache lost (each re-prefills its prompt and the tokens it already generated)."""
+        if self.process.is_alive:
+            self.process.interrupt("failure")
+        held = [*self.running, *self.waiting]
+        self.running, self.waiting, self.queued_tokens = [], deque(), 0.0
+        for r in held:
+            r.preemptions += 1
+            r.need, r.prefilled, r.ctx = r.prompt + r.generated, 0, 0
+        return held
+
     def drain(self) -> None:
         """Finish the work held, then end (``on_idle``)."""
         self.draining = True
@@ -162,6 +174,12 @@ class Replica:
         return sum(self._blocks(r.ctx) for r in self.running)
 
     def _loop(self) -> Generator[simpy.Event, Any, None]:
+        try:
+            yield from self._serve()
+        except simpy.Interrupt:  # its GPUs failed (:meth:`fail`)
+            return
+
+    def _serve(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         while True:
             if not self.waiting and not self.running:

@@ -100,8 +100,9 @@ def gpu_timeline(results: Results, max_jobs: int = 2000) -> Figure:
     fits (the smallest such block), else split over several blocks (drawn in the same colour).
     The height of the stack at any time is therefore the GPUs allocated then, and never above
     the cluster size (the dotted line) while jobs hold their GPUs from start to end. A bar spans
-    the job's first start to its end (or the end of the run for jobs still running); preempted
-    jobs are hatched (their bar includes the time they spent re-queued, and may then be drawn
+    the job's first start to its end (or the end of the run for jobs still running); jobs hit by
+    a failure are cross-hatched with a red edge, other preempted jobs are hatched (their bar
+    includes the time they spent re-queued, and may then be drawn
     above the cluster size), jobs that did not complete have a black edge.
 
     Args:
@@ -135,14 +136,15 @@ def gpu_timeline(results: Results, max_jobs: int = 2000) -> Figure:
             free_at = np.concatenate([free_at, np.full(need, -np.inf)])
         height = float(job.gpus) / need
         preempted = int(getattr(job, "preemptions", 0) or 0) > 0
+        failed = int(getattr(job, "failures", 0) or 0) > 0  # stopped by a failure (issue 8)
         done = getattr(job, "state", "completed") == "completed"
         for base, size in segments:
             free_at[base:base + size] = stop
             ax.barh(base, (stop - start) / factor, left=start / factor, height=size * height,
                     align="edge",
                     color=colors[str(job.tenant) if pd.notna(job.tenant) else ""],
-                    edgecolor="black" if not done else "white", linewidth=0.4,
-                    hatch="///" if preempted else None)
+                    edgecolor="red" if failed else "black" if not done else "white",
+                    linewidth=0.4, hatch="xx" if failed else "///" if preempted else None)
     ax.set_xlim(0, end / factor if end > 0 else 1)
     ax.set_ylim(0, max(len(free_at), slots))
     ax.axhline(slots, color="grey", linestyle=":", linewidth=1)
@@ -152,6 +154,9 @@ def gpu_timeline(results: Results, max_jobs: int = 2000) -> Figure:
     if (results.jobs.get("preemptions", pd.Series(dtype=float)).fillna(0) > 0).any():
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="///",
                              label="preempted"))
+    if (results.jobs.get("failures", pd.Series(dtype=float)).fillna(0) > 0).any():
+        handles.append(Patch(facecolor="white", edgecolor="red", hatch="xx",
+                             label="hit by a failure"))
     ax.legend(handles=handles, title="tenant", loc="upper left", bbox_to_anchor=(1.0, 1.0),
               fontsize="small")
     title = "Jobs over time (bar height = GPUs; dotted line = cluster size)"
