@@ -316,6 +316,8 @@ def _print_summary(summary: dict, header: str) -> None:
     print(header)
     width = max(len(k) for k in summary)
     for key, value in summary.items():
+        if key.startswith("failures_") and not summary.get("failures"):
+            continue  # per-kind counts only when something failed (all are in --json, --out)
         print(f"  {key:<{width}}  {_format_value(key, value):<28} {METRICS.get(key, '')}")
 
 
@@ -574,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader closed the pipe (`simcluster run ... | head`): not an
+        # error; point stdout at /dev/null so the interpreter's final flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
