@@ -81,3 +81,14 @@ def test_cli_writes_the_log_and_the_trace(tmp_path, capsys):
     assert "queue (waiting jobs)" in names and any("/gpu" in n for n in names)
     assert (tmp_path / "out" / "events.csv").exists()  # saved with the run, read back by load
     assert len(simcluster.Results.load(tmp_path / "out").events) == len(table)
+
+
+def test_a_run_without_decisions_still_exports_a_trace():
+    s = simcluster.scenario_from_dict({
+        "run": {"fidelity": "duration", "horizon": 1.0},
+        "cluster": {"nodes": 1, "storage": {"servers": 0}},
+        "workload": {"jobs": [{"submit": 10.0, "run_time": "1h"}]}})
+    r = simcluster.run(s, trace_events=True)
+    assert r.events.empty
+    doc = chrome_trace(r)
+    assert [e["ph"] for e in doc["traceEvents"]] == ["M"]

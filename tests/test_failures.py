@@ -254,8 +254,10 @@ def test_trace_replay(tmp_path):
     assert job["restart_s"] == pytest.approx(3 * 600.0)
     assert job["recover_s"] == pytest.approx(1200.0)
     # 60 s checkpoints every 1 h of work: each failure loses the work since the last one
-    assert job["lost_s"] == pytest.approx(3600 - 60 + 7200 - (3600 + 600 + 600) - 60 * 0
-                                          + 0, abs=4000)
+    # lost: the whole first hour (the failure at 3,600 s comes as its checkpoint starts, so
+    # it is not durable); each later restart resumes 1,200 s after the failure (600 s repair +
+    # 600 s restart) and runs 2,400 s before the next failure, losing all of it
+    assert job["lost_s"] == pytest.approx(3600 + 2400 + 2400)
     assert job["run_s"] == pytest.approx(job["held_s"] + 3 * 600.0)
 
 
@@ -495,3 +497,17 @@ def test_switch_cable_without_a_way_around_cuts_off_the_hosts_below():
     assert sim.cluster.gpus_down == 16  # rack 0's two hosts lose their rail-0 leaf
     sim.env.run(until=101.0)
     assert sim.cluster.gpus_down == 0 and not sim.router.down
+
+
+def test_free_checkpoints_make_young_and_daly_checkpoint_every_iteration():
+    from simcluster.policies.checkpoint import CheckpointContext, Daly, Young
+
+    ctx = CheckpointContext(iteration_s=10.0, checkpoint_s=0.0, mtbf_s=3600.0)
+    assert Young().every(ctx) == Daly().every(ctx) == 1
+
+
+def test_failure_trace_with_a_negative_repair_is_a_user_error(tmp_path):
+    bad = tmp_path / "neg.csv"
+    bad.write_text("time_s,component,repair_s\n100,gpu:0,-5\n")
+    with pytest.raises(UserError, match="neg.csv:2"):
+        Simulation(scenario([], trace=bad))

@@ -242,3 +242,10 @@ def test_lognormal_option_draws_the_fitted_lognormal():
     c = f.size_class(1.0)
     d = stats.kstest(one, stats.norm(c.mu, c.sigma).cdf).statistic
     assert d < math.sqrt(-math.log(0.001 / 2) / 2) / math.sqrt(len(one))
+
+
+def test_a_trace_without_run_times_cannot_be_fitted():
+    frame = pd.DataFrame({"submit_s": [0.0, 10.0, 20.0], "gpus": [1, 2, 1],
+                          "run_time_s": [float("nan")] * 3})
+    with pytest.raises(UserError, match="need at least 2 jobs with GPUs and a run time"):
+        fit(frame, "iterations_only")

@@ -356,3 +356,35 @@ def test_a_failed_gpu_stops_its_replica_and_requests_move_on(tmp_path):
     assert len(reps) == 3  # the two first replicas and the replacement
     assert sorted(reps["start_s"].round(6))[-1] == pytest.approx(20.0)  # placed at once
     assert r.meta["failures_gpu"] == 1
+
+
+def test_a_run_with_services_and_failures_ends_without_a_horizon():
+    """Failure processes stop once every service has served its requests (a counted stream
+    and no horizon must end, not fail forever)."""
+    s = _scenario({"replicas": 1, "requests": {"arrivals": {"kind": "poisson", "rate": 5.0},
+                                               "count": 20, "prompt_tokens": 64,
+                                               "output_tokens": 8}})
+    data = s.model_dump(mode="json")
+    data["failures"] = {"processes": [{"component": "gpu", "mtbf": "1000h"}]}
+    r = Simulation(simcluster.scenario_from_dict(data)).run()
+    assert (r.requests["state"] == "completed").all() and len(r.requests) == 20
+
+
+def test_requests_are_admitted_by_whole_kv_blocks_and_static_llms_refused():
+    from simcluster.errors import UserError
+    from simcluster.perf.inference import replica_perf
+
+    perf = replica_perf("llama-2-7b", "H100-SXM", 1, "bf16", activation_tokens=8192)
+    block = 16
+    blocks = int(perf.kv_capacity_tokens // block)
+    too_big = blocks * block + 1  # fits the token count, not the whole blocks
+    s = _scenario({"replicas": 1, "batching": {"block_size": block},
+                   "requests": {"arrivals": {"kind": "poisson", "rate": 1.0}, "count": 1,
+                                "prompt_tokens": too_big - 1, "output_tokens": 1}})
+    r = Simulation(s).run()
+    assert r.requests["state"].tolist() == ["rejected"]
+    with pytest.raises(UserError, match="'static' is for models"):
+        Simulation(_scenario({"replicas": 1, "batching": {"mode": "static"},
+                              "requests": {"arrivals": {"kind": "poisson", "rate": 1.0},
+                                           "count": 1, "prompt_tokens": 8,
+                                           "output_tokens": 8}}))

@@ -303,3 +303,10 @@ def test_placed_on_a_real_rail_optimised_cluster_matches_the_ideal_fabric():
     for phase in ("tp_comm", "pp_comm", "dp_comm"):
         assert placed["breakdown"][phase] == pytest.approx(ideal["breakdown"][phase], rel=0.05)
     assert placed["iteration_s"] == pytest.approx(ideal["iteration_s"], rel=0.01)
+
+
+@pytest.mark.parametrize("flag", ["--tp", "--pp", "--cp", "--heads", "--seq", "--global-batch"])
+def test_estimate_train_refuses_non_positive_sizes(flag, capsys):
+    argv = ["estimate", "train", "--model", "llama-2-7b", "--gpus", "8", flag, "0"]
+    assert main(argv) == 2
+    assert f"{flag}: expected a positive number, got 0" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def test_every_case_has_an_outside_reference():
     _import_families()
     for name in CASES:
         ref = reference(name)
-        assert ref.source and ref.quantity and ref.tolerance > 0 or ref.absolute
+        assert ref.source and ref.quantity and (ref.tolerance > 0 or ref.absolute)
         assert ref.role in ("validation", "calibration")
         assert ref.family in FAMILIES
         assert ref.kind in ("closed form", "measurement", "published report", "trace")

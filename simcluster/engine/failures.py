@@ -483,6 +483,9 @@ def _read_trace(path: str, topo: Any) -> list[tuple[float, _Kind, int, float]]:
             try:
                 when = float(row["time_s"])
                 repair = float(row.get("repair_s") or 4 * 3600.0)  # as the process default
+                if not (math.isfinite(when) and when >= 0 and math.isfinite(repair)
+                        and repair >= 0):
+                    raise ValueError("negative or infinite time")
                 if comp in names:
                     kind_name, index = names[comp]
                 else:

@@ -95,6 +95,7 @@ class Service:
         self._timer_at: float | None = None
         self._ttfts: deque[tuple[float, float]] = deque()
         self.failed_replicas = 0  # replicas lost to GPU or host failures
+        self.arrivals_process: simpy.Process | None = None
 
     # replicas ------------------------------------------------------------------------------
     def active(self) -> list[Slot]:
@@ -216,13 +217,15 @@ class Service:
     # requests ------------------------------------------------------------------------------
     def arrivals(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        cap = self.perf.kv_capacity_tokens
+        # the cache holds whole blocks: a request needs ceil((prompt + output) / block) of them
+        block = self.params.block_tokens
+        cap_blocks = int(self.perf.kv_capacity_tokens // block)
         for spec in self._requests:
             if spec.arrival_s > env.now:
                 yield env.timeout(spec.arrival_s - env.now)
             live = Live(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens,
                         self.name)
-            if not self.params.static and live.prompt + live.output > cap:
+            if not self.params.static and -(-(live.prompt + live.output) // block) > cap_blocks:
                 self.owner.record_request(self, live, "rejected")
                 continue
             self._route(live)
@@ -314,6 +317,10 @@ class Services:
             except UserError as err:
                 raise UserError(f"services.{cfg.name} (model {cfg.model!r}, gpu {cfg.gpu!r}, "
                                 f"tp {cfg.tp}, dtype {cfg.dtype!r}): {err}") from None
+            if cfg.batching.mode == "static" and perf.kv_capacity_tokens > 0:
+                raise UserError(f"services.{cfg.name}.batching.mode: 'static' is for models "
+                                f"without a token-by-token decode (e.g. resnet-50); "
+                                f"{cfg.model!r} is an LLM: use 'continuous'")
             never = sim.cluster.never_fits(Request(gpus=cfg.tp, gpu_type=cfg.gpu))
             if never is not None:
                 raise UserError(f"services.{cfg.name}: a replica (tp {cfg.tp} x {cfg.gpu}) can "
@@ -326,7 +333,17 @@ class Services:
         for svc in self.services:
             a = svc.cfg.autoscaling
             svc.scale_to(a.min if a is not None else int(svc.cfg.replicas or 0))
-            svc.sim.env.process(svc.arrivals())
+            svc.arrivals_process = svc.sim.env.process(svc.arrivals())
+
+    def busy(self) -> bool:
+        """True while some service has requests still to arrive or to serve (the failure
+        processes run only while something can fail)."""
+        for svc in self.services:
+            if svc.arrivals_process is not None and svc.arrivals_process.is_alive:
+                return True
+            if svc.backlog or any(r.outstanding for r in svc.ready()):
+                return True
+        return False
 
     def fail(self, gpus: list[int], cause: str = "failure") -> None:
         """The failure manager's hook: replicas on failed (or drained) GPUs stop and their

@@ -293,7 +293,7 @@ class Simulation:
             self.services.start()
         if self.failures is not None:
             self.failures.start(lambda: arrivals.is_alive or bool(self._jobs)
-                                or self.services is not None)
+                                or (self.services is not None and self.services.busy()))
         started = time.perf_counter()
         partial = False
         if max_wall_s is None:

@@ -85,8 +85,11 @@ def _inputs(args: argparse.Namespace) -> tuple[float, float, float]:
             raise UserError("give --checkpoint-s or --checkpoint-bytes, not both")
         delta = args.checkpoint_s
     elif args.checkpoint_bytes is not None and args.storage_bandwidth is not None:
-        delta = parse(args.checkpoint_bytes, "bytes") / parse(args.storage_bandwidth,
-                                                                "bandwidth")
+        bandwidth = parse(args.storage_bandwidth, "bandwidth")
+        if not (bandwidth > 0 and math.isfinite(bandwidth)):
+            raise UserError(f"--storage-bandwidth: expected a positive rate, got "
+                            f"{args.storage_bandwidth!r}")
+        delta = parse(args.checkpoint_bytes, "bytes") / bandwidth
     else:
         raise UserError("give --checkpoint-s, or --checkpoint-bytes with --storage-bandwidth")
     if not delta >= 0 or not args.restart_s >= 0:

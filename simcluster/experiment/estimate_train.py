@@ -124,8 +124,23 @@ def _gpu_name(name: str) -> str:
     return hit
 
 
+_POSITIVE = ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq", "experts", "top_k",
+             "gpus", "tp", "pp", "cp", "ep", "dp", "vp", "micro_batch", "global_batch",
+             "read_bw", "prefetch")
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    """Sizes must be positive (a zero TP, head count or batch is a typo, not a model)."""
+    for name in _POSITIVE:
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag}: expected a positive number, got {value}")
+
+
 def estimate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the step model; the ``--json`` object."""
+    _check_sizes(args)
     spec = resolve_model(args)
     gpu = _gpu_name(args.gpu)
     device, node = gpu_spec(gpu), node_spec(gpu)
@@ -140,10 +155,10 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
                       virtual_stages=args.vp, micro_batch=args.micro_batch,
                       recompute=args.recompute, dp_overlap=args.dp_overlap,
                       tp_overlap=args.tp_overlap)
-    batch = args.global_batch or spec.samples_per_iteration
+    batch = args.global_batch if args.global_batch is not None else spec.samples_per_iteration
     eff = {k: v for k, v in (("e_max", args.e_max), ("fixed_s", args.fixed_s)) if v is not None}
     storage_nic = node.storage_nics * NICS.get(node.storage_nic).bandwidth
-    read_bw = args.read_bw or storage_nic / node.gpus_per_node
+    read_bw = args.read_bw if args.read_bw is not None else storage_nic / node.gpus_per_node
     g = node.gpus_per_node
     names = [f"node{r // g}/gpu{r % g}" for r in range(min(par.world, 16))]
     nodes = -(-args.gpus // g)

@@ -248,7 +248,10 @@ def step_time(spec: ModelSpec, par: Parallelism, global_batch: int, device: GPUS
     dp_total = dp_dense + dp_exp
     window = compute if par.zero >= 3 else compute / m * (2.0 / (4.0 if full else 3.0))
     dp = max(dp_total * (1.0 - par.dp_overlap), dp_total - window)
-    owned = (dense + expert) / (par.dp if par.zero >= 1 else 1)
+    # ZeRO shards dense state over dp and expert state over the dp/ep replicas of each expert
+    # (as memory.py counts it)
+    owned = (dense / (par.dp if par.zero >= 1 else 1)
+             + expert / (max(1, par.dp // par.ep) if par.zero >= 1 else 1))
     optimizer = OPTIMIZER_HBM_BYTES * owned / device.hbm_bandwidth
     busy = compute + tp + cp + ep + pp + bubble + dp + optimizer
     data = _data(read, decode, busy, prefetch)

@@ -87,6 +87,8 @@ class Young:
     def every(self, ctx: CheckpointContext) -> int:
         if not math.isfinite(ctx.mtbf_s):
             return 0
+        if ctx.checkpoint_s <= 0:  # free checkpoints: the optimum tends to 0, i.e. every one
+            return 1
         return _iterations(young_interval(ctx.checkpoint_s, ctx.mtbf_s), ctx.iteration_s)
 
 
@@ -97,4 +99,6 @@ class Daly:
     def every(self, ctx: CheckpointContext) -> int:
         if not math.isfinite(ctx.mtbf_s):
             return 0
+        if ctx.checkpoint_s <= 0:  # free checkpoints: the optimum tends to 0, i.e. every one
+            return 1
         return _iterations(daly_interval(ctx.checkpoint_s, ctx.mtbf_s), ctx.iteration_s)

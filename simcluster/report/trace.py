@@ -38,7 +38,7 @@ def chrome_trace(results: Results, topology: Topology | None = None) -> dict[str
         ValueError: the run kept no event log.
     """
     events = results.events
-    if events is None or events.empty:
+    if events is None or (events.empty and "event" not in events.columns):
         raise ValueError("the run kept no event log: run it with trace_events=True")
     jobs = results.jobs.set_index("job_id") if len(results.jobs) else None
     end_s = float(results.meta.get("end_s", events["t"].max()))

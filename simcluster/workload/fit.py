@@ -231,9 +231,10 @@ def fit(frame: pd.DataFrame, name: str, source: str = "", origin_s: float = 0.0,
     if missing:
         raise UserError(f"fit {name!r}: the trace frame lacks column(s) {sorted(missing)}; "
                         "expected submit_s, gpus, run_time_s (and optionally tenant)")
-    frame = frame[frame["gpus"] > 0]
+    frame = frame[(frame["gpus"] > 0) & frame["run_time_s"].notna()]
     if len(frame) < 2:
-        raise UserError(f"fit {name!r}: need at least 2 jobs with GPUs, got {len(frame)}")
+        raise UserError(f"fit {name!r}: need at least 2 jobs with GPUs and a run time, got "
+                        f"{len(frame)} (a trace that gives only iterations cannot be fitted)")
     submit = frame["submit_s"].to_numpy(float)
     t0 = float(submit.min())
     times = np.sort(submit - t0)
