@@ -143,7 +143,7 @@ def test_megatron_rank_order_and_a_custom_one():
     par = Parallelism(tp=2, cp=2, dp=2, pp=2)
     assert par.group("tp", 0) == [0, 1]
     assert par.group("cp", 0) == [0, 2]
-    assert par.group("dp", 0) == [0, 4]
+    assert par.group("dp", 0) == [0, 2, 4, 6]  # CP ranks reduce gradients together
     assert par.group("pp", 0) == [0, 8]
     other = Parallelism(tp=2, cp=2, dp=2, pp=2, order="pp-dp-cp-ep-tp")
     assert other.group("pp", 0) == [0, 1] and other.group("tp", 0) == [0, 8]

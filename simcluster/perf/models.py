@@ -151,9 +151,10 @@ class ModelSpec:
     def gradient_bytes(self) -> float:
         """Bytes all-reduced per iteration: one BF16 gradient per parameter (per parameter of
         one TP × PP shard with a layout: each GPU all-reduces its shard over its DP group)."""
-        if self.layout is not None:  # no data parallelism: nothing to all-reduce
+        if self.layout is not None:  # no data or context parallelism: nothing to all-reduce
             shards = self.layout.tp * self.layout.pp
-            return 2.0 * self.params / shards if self.layout.dp > 1 else 0.0
+            replicas = self.layout.dp * self.layout.cp  # CP ranks hold the same weights
+            return 2.0 * self.params / shards if replicas > 1 else 0.0
         return 2.0 * self.params
 
     @property

@@ -112,9 +112,11 @@ class Parallelism:
 
     def group(self, dim: str, rank: int = 0) -> list[int]:
         """The ranks of ``rank``'s group along ``dim``. ``dp`` is the full gradient all-reduce
-        group (its EP and DP coordinates both vary); ``ep`` the expert all-to-all group."""
+        group: its CP, EP and DP coordinates vary (context-parallel ranks hold the same weights,
+        so their gradients are reduced together, as Megatron-LM's data-parallel-with-CP group);
+        ``ep`` the expert all-to-all group."""
         strides, sizes = self.strides(), self.sizes()
-        dims = ("ep", "dp") if dim == "dp" else (dim,)
+        dims = ("cp", "ep", "dp") if dim == "dp" else (dim,)
         base = rank
         for d in dims:
             base -= self.coordinates(rank)[d] * strides[d]

@@ -111,7 +111,9 @@ def ideal_fabrics(par: Parallelism, node: NodeSpec, device: GPUSpec,
     for dim in ("tp", "cp", "ep", "dp"):
         out[dim] = _fabric(len(par.group(dim)), par.stride(dim), node, device, links)
     out["pp"] = _fabric(2, par.stride("pp"), node, device, links) if par.pp > 1 else None
-    out["dp_expert"] = _fabric(par.dp // par.ep, par.strides()["dp"], node, device, links)
+    # an expert's gradients: its replicas across dp / ep, and the context-parallel ranks
+    out["dp_expert"] = _fabric(par.cp * par.dp // par.ep,
+                               par.strides()["cp" if par.cp > 1 else "dp"], node, device, links)
     return out
 
 
@@ -122,8 +124,9 @@ def placement_fabrics(par: Parallelism, gpus: Sequence[int], fabric_of) -> dict[
         return fabric_of([gpus[r] for r in ranks]) if len(ranks) > 1 else None
     out = {dim: of(par.group(dim)) for dim in ("tp", "cp", "ep", "dp")}
     out["pp"] = of([0, par.stride("pp")]) if par.pp > 1 else None
-    dp_only = par.strides()["dp"]
-    out["dp_expert"] = of([k * dp_only for k in range(par.dp // par.ep)])
+    strides = par.strides()
+    out["dp_expert"] = of(sorted(c * strides["cp"] + k * strides["dp"] for c in range(par.cp)
+                                 for k in range(par.dp // par.ep)))
     return out
 
 
