@@ -92,3 +92,13 @@ def test_a_run_without_decisions_still_exports_a_trace():
     assert r.events.empty
     doc = chrome_trace(r)
     assert [e["ph"] for e in doc["traceEvents"]] == ["M"]
+
+
+def test_a_maintenance_drain_is_logged_as_such(tmp_path):
+    s = simcluster.scenario_from_dict({
+        "run": {"fidelity": "duration"}, "cluster": {"nodes": 1, "storage": {"servers": 0}},
+        "workload": {"checkpoint_interval": "30min", "jobs": [{"gpus": 8, "run_time": "3h"}]},
+        "failures": {"maintenance": [{"start": "1h", "duration": "1h", "hosts": [0]}]}})
+    ev = simcluster.run(s, trace_events=True).events
+    drain = ev[ev["event"] == "preempt"]
+    assert drain["detail"].tolist() == ["maintenance drains its hosts"]

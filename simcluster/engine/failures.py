@@ -373,7 +373,7 @@ class FailureManager:
                 if cause == "failure":
                     self._stop(job)
                 else:
-                    sim.scheduler.stop(job, "preempt")
+                    sim.scheduler.stop(job, "preempt", why="maintenance drains its hosts")
         sim.note_state()
 
     def _stop(self, job: TrainingJob) -> None:

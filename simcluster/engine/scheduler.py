@@ -140,23 +140,25 @@ class Scheduler:
                               f"tenant {job.spec.tenant}, model {job.spec.model}")
         self._enqueue(handle)
 
-    def stop(self, job: TrainingJob, cause: str = "stop") -> None:
+    def stop(self, job: TrainingJob, cause: str = "stop", why: str | None = None) -> None:
         """Stop a running job (preemption, failure) and re-queue it.
 
         With ``cause="preempt"`` (and checkpointing on) it first checkpoints its progress; any
         other cause loses the work since its last checkpoint. A job already stopping is left
-        alone.
+        alone. ``why`` says who asked, in the event log (default: the queue policy for a
+        preemption, else the cause).
         """
         handle = self.handles.get(job.spec.id)
         if handle is None or handle.stopping:
             return
         if job.state == "running" and job.process is not None and job.process.is_alive:
             handle.stopping, handle.stop_at = True, self.sim.env.now
-            if self.sim.events is not None:
+            if self.sim.events is not None:  # ``why``: who asked, for the event log
+                if why is None:
+                    why = (f"by queue policy {self.sim.scenario.policy.queue}"
+                           if cause == "preempt" else str(cause))
                 self.sim.events.add(self.sim.env.now, "preempt" if cause == "preempt" else "stop",
-                                    job.spec.id, detail=f"by queue policy "
-                                    f"{self.sim.scenario.policy.queue}" if cause == "preempt"
-                                    else str(cause))
+                                    job.spec.id, detail=why)
             job.process.interrupt(cause)
 
     # mechanism ---------------------------------------------------------------------------

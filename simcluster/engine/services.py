@@ -391,7 +391,7 @@ class Services:
             if need <= 0:
                 break
             need -= of_type(job)
-            sched.stop(job, "preempt")
+            sched.stop(job, "preempt", why="an inference replica needs its GPUs")
 
     # records -------------------------------------------------------------------------------
     def record_request(self, svc: Service, live: Live, state: str) -> None:
