@@ -310,3 +310,14 @@ def test_estimate_train_refuses_non_positive_sizes(flag, capsys):
     argv = ["estimate", "train", "--model", "llama-2-7b", "--gpus", "8", flag, "0"]
     assert main(argv) == 2
     assert f"{flag}: expected a positive number, got 0" in capsys.readouterr().err
+
+
+def test_estimate_train_on_a_scenario_uses_its_servers(tmp_path, capsys):
+    four = tmp_path / "four.toml"
+    four.write_text('[cluster]\ngpu = "H100-SXM"\nnodes = 4\ngpus_per_node = 4\n'
+                    '[workload]\njobs = [{ run_time = 1 }]\n')
+    argv = ["estimate", "train", "--model", "llama-2-13b", "--gpus", "16", "--topology",
+            str(four)]
+    assert main([*argv, "--tp", "8"]) == 2  # TP stays inside the scenario's 4-GPU servers
+    assert "inside a node of 4 GPUs" in capsys.readouterr().err
+    assert main([*argv, "--tp", "4"]) == 0

@@ -181,6 +181,10 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
         names = [topo.gpus[x] for x in gpus[:16]]
         hosts = sorted({int(topo.gpu_host[x]) for x in gpus})
         ckpt_s = checkpoint_time(spec, hosts, topo)
+        node = topo.host_specs[hosts[0]]  # the scenario's servers, not the catalog default
+        if args.read_bw is None:
+            read_bw = node.storage_nics * NICS.get(node.storage_nic).bandwidth / \
+                node.gpus_per_node
     cores = node.sockets * CPUS.get(node.cpu).cores / node.gpus_per_node
     step = step_time(spec, par, batch, device, fabrics, args.dtype, eff,
                      read_bw_per_gpu=read_bw, cpu_cores_per_gpu=cores,
