@@ -309,3 +309,14 @@ def test_estimate_throughput_grows_with_batch_and_reports_the_roof():
                           slo_tpot=10.0)
     assert free["batch_limit"] == "kv_cache" and free["batch"] == free["max_batch"]
     assert free["decode_bound"] == "memory"
+
+
+def test_a_later_prefill_chunk_attends_its_whole_cached_prefix():
+    """A chunk of c tokens after ctx cached ones does c·ctx + c²/2 attention pairs."""
+    r = replica_perf("llama-2-7b", "H100-SXM")
+    arch = r.model.architecture
+    c, ctx = 2048, 30_000
+    extra = r.flop(c, 0, ctx + c, cached_pairs=(c - 1) * ctx) - r.flop(c, 0, ctx + c)
+    assert extra == pytest.approx(4.0 * arch.layers * arch.hidden * (c - 1) * ctx)
+    pairs = ctx + c + (c - 1) * ctx + c * c / 2  # what the step counts in all
+    assert pairs == pytest.approx(c * ctx + c * c / 2 + c)

@@ -87,7 +87,8 @@ class _AffinePerf:
     def __init__(self) -> None:
         self.calls = 0
 
-    def step_time(self, prefill_tokens, decode_seqs, kv_tokens, prefill_seqs=1):
+    def step_time(self, prefill_tokens, decode_seqs, kv_tokens, prefill_seqs=1,
+                  cached_pairs=0.0):
         self.calls += 1
         return 1e-3 + 2e-5 * prefill_tokens + 1e-4 * decode_seqs + 1e-6 * kv_tokens
 

@@ -43,7 +43,7 @@ class StepPerf(Protocol):
     kv_capacity_tokens: float
 
     def step_time(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
-                  prefill_seqs: int = 1) -> float:
+                  prefill_seqs: int = 1, cached_pairs: float = 0.0) -> float:
         ...
 
 
@@ -277,7 +277,10 @@ class Replica:
                    ) -> Generator[simpy.Event, Any, None]:
         tokens = sum(c for _, c in prefill)
         kv = sum(r.ctx for r in decode) + sum(r.ctx + c for r, c in prefill)
-        step = self.perf.step_time(tokens, len(decode), kv, prefill_seqs=max(1, len(prefill)))
+        # a chunk of c tokens after ctx cached ones attends c·ctx cached keys; kv counts ctx once
+        cached = float(sum((c - 1) * r.ctx for r, c in prefill))
+        step = self.perf.step_time(tokens, len(decode), kv, prefill_seqs=max(1, len(prefill)),
+                                   cached_pairs=cached)
         yield self.env.timeout(step)
         self.busy_s += step
         self.events += 1

@@ -133,15 +133,17 @@ class ReplicaPerf:
 
     # --- one iteration -------------------------------------------------------------------------
     def flop(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
-             prefill_seqs: int = 1) -> float:
-        """FLOP of one iteration (see the module docstring)."""
+             prefill_seqs: int = 1, cached_pairs: float = 0.0) -> float:
+        """FLOP of one iteration (see the module docstring). ``cached_pairs``: attention pairs
+        of prefill chunks with their cached prefix beyond the one read per sequence that
+        ``kv_tokens`` counts (a chunk of c tokens after ctx cached ones attends c·ctx keys)."""
         tokens = prefill_tokens + decode_seqs
         arch = self.model.architecture
         if arch is None:
             return self.flop_per_token * tokens
         per_pair = 4.0 * arch.layers * arch.hidden
         fresh = prefill_tokens * prefill_tokens / (2.0 * max(1, prefill_seqs))
-        return self.flop_per_token * tokens + per_pair * (kv_tokens + fresh)
+        return self.flop_per_token * tokens + per_pair * (kv_tokens + cached_pairs + fresh)
 
     def weights_read(self, tokens: int) -> float:
         """Weight bytes one iteration of ``tokens`` tokens reads (all of them for dense models;
@@ -158,10 +160,11 @@ class ReplicaPerf:
             kv_tokens + prefill_tokens + decode_seqs)
 
     def compute_time(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
-                     prefill_seqs: int = 1) -> float:
+                     prefill_seqs: int = 1, cached_pairs: float = 0.0) -> float:
         """FLOP over the replica's achieved peak, s."""
         peak = (self.peak_flops or self.gpu.peak(self.math_dtype)) * self.compute_efficiency
-        return self.flop(prefill_tokens, decode_seqs, kv_tokens, prefill_seqs) / (peak * self.tp)
+        return self.flop(prefill_tokens, decode_seqs, kv_tokens, prefill_seqs,
+                         cached_pairs) / (peak * self.tp)
 
     def memory_time(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int) -> float:
         """HBM bytes over the replica's achieved bandwidth, s."""
@@ -179,7 +182,7 @@ class ReplicaPerf:
         return 2 * arch.layers * (one + self.allreduce_base_s)
 
     def step_time(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
-                  prefill_seqs: int = 1) -> float:
+                  prefill_seqs: int = 1, cached_pairs: float = 0.0) -> float:
         """One continuous-batching iteration, seconds.
 
         Args:
@@ -188,6 +191,8 @@ class ReplicaPerf:
             kv_tokens: tokens of KV cache read this step (the decoding sequences' contexts and
                 any cached prefix of chunked prompts).
             prefill_seqs: sequences the prefill tokens belong to (for their self-attention).
+            cached_pairs: extra attention pairs of prefill chunks with their cached prefix
+                (Σ (c − 1)·ctx over the chunks; see :meth:`flop`).
 
         Roofline over the whole batch (FLOP/(peak·eff·tp) vs (weights + KV bytes)/(HBM bw·tp))
         plus the TP all-reduces of every layer.
@@ -197,7 +202,8 @@ class ReplicaPerf:
         tokens = prefill_tokens + decode_seqs
         if tokens == 0:
             return 0.0
-        return (max(self.compute_time(prefill_tokens, decode_seqs, kv_tokens, prefill_seqs),
+        return (max(self.compute_time(prefill_tokens, decode_seqs, kv_tokens, prefill_seqs,
+                                      cached_pairs),
                     self.memory_time(prefill_tokens, decode_seqs, kv_tokens))
                 + self.comm_time(tokens) + self.step_overhead_s)
 
