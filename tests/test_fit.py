@@ -39,7 +39,8 @@ from simcluster.workload.fit import (
 ROOT = Path(__file__).parents[1]
 TRACES = Path(__file__).parents[2] / "shared/data/traces"
 N = 20_000
-pytestmark = pytest.mark.skipif(not TRACES.exists(), reason="shared traces not present")
+# only the tests that read a trace need the shared data; the rest run anywhere
+needs_traces = pytest.mark.skipif(not TRACES.exists(), reason="shared traces not present")
 
 
 def _script():
@@ -85,6 +86,7 @@ def total_variation(a: pd.Series, b: pd.Series) -> float:
     return 0.5 * float(p.sub(q, fill_value=0).abs().sum())
 
 
+@needs_traces
 @pytest.mark.parametrize("name", ["philly", "philly_pollux", "openb"])
 def test_generated_workload_matches_its_source(name):
     src, _ = source(name)
@@ -119,6 +121,7 @@ def test_source_figures_of_the_bundled_presets():
     assert math.expm1(np.median(one.log1p_quantiles)) < 1_321 * 1.5
 
 
+@needs_traces
 def test_daily_cycle_shape_follows_the_trace():
     """philly_pollux has real clock times: the generated hour-of-day profile is the trace's."""
     src, origin = source("philly_pollux")  # origin: the clock time of the first submission
@@ -167,6 +170,7 @@ def test_rate_scale_scales_the_arrival_rate():
     assert len(two) / len(one) == pytest.approx(2.0, rel=0.05)
 
 
+@needs_traces
 def test_the_fit_is_deterministic_and_the_bundled_presets_are_current():
     """Refitting (as scripts/fit_presets.py does) gives the bundled presets exactly."""
     for name in ("philly", "philly_pollux", "openb"):
@@ -214,6 +218,7 @@ def test_unknown_preset_is_a_clear_error():
     assert "philly" in PRESETS
 
 
+@needs_traces
 def test_fit_command_writes_a_preset_that_runs(tmp_path, capsys):
     from simcluster.cli import main
 
