@@ -310,8 +310,9 @@ Distribution = Annotated[
 ]
 
 
-def _gpus_distribution(value: Any) -> Any:
-    """``gpus = 8`` or ``gpus = [1, 2, 4]`` are shorthands for constant and choice."""
+def shorthand_distribution(value: Any) -> Any:
+    """``8`` or ``[1, 2, 4]`` are shorthands for a constant and a uniform choice (GPU counts,
+    token lengths); tables pass through."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
@@ -354,7 +355,7 @@ class MixEntry(JobFields):
     """
 
     gpus: Annotated[Distribution, BeforeValidator(
-        _gpus_distribution, json_schema_input_type=float | list[float] | Distribution)] = \
+        shorthand_distribution, json_schema_input_type=float | list[float] | Distribution)] = \
         Constant(value=1)
     run_time: Distribution
     weight: float = Field(1.0, gt=0)

@@ -18,7 +18,7 @@ tables over numbers); times and rates take units.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -29,6 +29,7 @@ from simcluster.scenario import (
     _check_name,
     _Model,
     _quantity,
+    shorthand_distribution,
 )
 
 __all__ = [
@@ -46,19 +47,8 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _tokens_distribution(value: Any) -> Any:
-    """``1024`` is a constant, ``[64, 256]`` a uniform choice; tables pass through."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return {"kind": "constant", "value": value}
-    if isinstance(value, list):
-        return {"kind": "choice", "values": value}
-    return value
-
-
 Tokens = Annotated[Distribution, BeforeValidator(
-    _tokens_distribution, json_schema_input_type=float | list[float] | Distribution)]
+    shorthand_distribution, json_schema_input_type=float | list[float] | Distribution)]
 
 
 class PoissonRequests(_Model):

@@ -94,7 +94,6 @@ class Service:
         self._next_eval = 0.0
         self._timer_at: float | None = None
         self._ttfts: deque[tuple[float, float]] = deque()
-        self.failed_replicas = 0  # replicas lost to GPU or host failures
         self.arrivals_process: simpy.Process | None = None
 
     # replicas ------------------------------------------------------------------------------
@@ -159,7 +158,6 @@ class Service:
             self.owner.record_replica(self, slot)
         if not lost and not orphans:
             return
-        self.failed_replicas += lost
         if lost:
             self.scale_to(len(self.active()) + lost)
         self.owner.note_replicas(self)

@@ -80,25 +80,28 @@ class FixedIterations:
         return self.iterations
 
 
-@CHECKPOINT_POLICIES.register("young")
-class Young:
-    """Young (1974): sqrt(2·δ·M) of work; no checkpoints when the job never fails."""
+class _Optimum:
+    """An interval from the job's failure rate and checkpoint time (``interval(δ, M)``); no
+    checkpoints when the job never fails, every iteration when checkpoints are free (the
+    optimum tends to 0)."""
+
+    interval = staticmethod(young_interval)
 
     def every(self, ctx: CheckpointContext) -> int:
         if not math.isfinite(ctx.mtbf_s):
             return 0
-        if ctx.checkpoint_s <= 0:  # free checkpoints: the optimum tends to 0, i.e. every one
+        if ctx.checkpoint_s <= 0:
             return 1
-        return _iterations(young_interval(ctx.checkpoint_s, ctx.mtbf_s), ctx.iteration_s)
+        return _iterations(self.interval(ctx.checkpoint_s, ctx.mtbf_s), ctx.iteration_s)
+
+
+@CHECKPOINT_POLICIES.register("young")
+class Young(_Optimum):
+    """Young (1974): sqrt(2·δ·M) of work."""
 
 
 @CHECKPOINT_POLICIES.register("daly")
-class Daly:
-    """Daly (2006) higher-order optimum; no checkpoints when the job never fails."""
+class Daly(_Optimum):
+    """Daly (2006) higher-order optimum."""
 
-    def every(self, ctx: CheckpointContext) -> int:
-        if not math.isfinite(ctx.mtbf_s):
-            return 0
-        if ctx.checkpoint_s <= 0:  # free checkpoints: the optimum tends to 0, i.e. every one
-            return 1
-        return _iterations(daly_interval(ctx.checkpoint_s, ctx.mtbf_s), ctx.iteration_s)
+    interval = staticmethod(daly_interval)

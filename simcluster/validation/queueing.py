@@ -14,6 +14,7 @@ import numpy as np
 import simpy
 
 from simcluster.engine.network import Network
+from simcluster.experiment.estimate_serve import erlang_c
 from simcluster.experiment.run import run, scenario_from_dict
 from simcluster.hardware import node_spec
 from simcluster.metrics.summary import time_average
@@ -22,14 +23,7 @@ from simcluster.routing import Router
 from simcluster.topology import gpu_cluster
 from simcluster.validation.cases import Outcome, case
 
-__all__ = ["erlang_c", "mmc_wait"]
-
-
-def erlang_c(c: int, a: float) -> float:
-    """Probability of waiting in M/M/c with offered load ``a`` = λ/μ (Erlang C)."""
-    terms = sum(a**k / math.factorial(k) for k in range(c))
-    top = a**c / math.factorial(c) * c / (c - a)
-    return top / (terms + top)
+__all__ = ["mmc_wait"]
 
 
 def mmc_wait(c: int, lam: float, mu: float = 1.0) -> float:

@@ -45,12 +45,18 @@ def _gpu_count(value: float, key: str) -> float:
     return value
 
 
+def _gpus(row: Mapping[str, str], key: str, skip: str = "no GPUs") -> float:
+    """Column ``key`` as a whole GPU count; a row with none is left out (counted as ``skip``)."""
+    gpus = _gpu_count(number(row, key), key)
+    if gpus == 0:
+        raise Skip(skip)
+    return gpus
+
+
 # Philly, as flattened by RFold (shuoshuc/RFold WorkloadGen/data/philly_trace.csv):
 # "#job id,arrival time (sec),topology,shape,size,duration (sec)"; size = GPUs.
 def _rfold(row: Mapping[str, str], line: int) -> TraceRow:
-    gpus = _gpu_count(number(row, "size"), "size")
-    if gpus == 0:
-        raise Skip("no GPUs")
+    gpus = _gpus(row, "size")
     return TraceRow(line, number(row, "arrival time (sec)"), gpus=gpus,
                     run_time_s=number(row, "duration (sec)"), name=field_text(row, "job id"),
                     extra={"shape": field_text(row, "shape")})
@@ -65,9 +71,7 @@ _add(TraceFormat("philly_rfold", "jobs", lambda r: number(r, "arrival time (sec)
 # Philly, as flattened by the Pollux artifact (petuum/adaptdl osdi21-artifact
 # simulator/traces/philly.csv): timestamp, duration (s), num_gpus, gpu_time, cluster (VC).
 def _pollux_philly(row: Mapping[str, str], line: int) -> TraceRow:
-    gpus = _gpu_count(number(row, "num_gpus"), "num_gpus")
-    if gpus == 0:
-        raise Skip("no GPUs")
+    gpus = _gpus(row, "num_gpus")
     return TraceRow(line, seconds(row, "timestamp"), gpus=gpus,
                     run_time_s=number(row, "duration"), tenant=field_text(row, "cluster"))
 
@@ -169,9 +173,7 @@ _add(TraceFormat("helios", "jobs", lambda r: seconds(r, "submit_time"), _helios,
 # Tiresias simulator sample (SymbioticLab/Tiresias simulator/60_job.csv): job_id, num_gpu,
 # submit_time (s), iterations, model_name, duration (s), interval.
 def _tiresias(row: Mapping[str, str], line: int) -> TraceRow:
-    gpus = _gpu_count(number(row, "num_gpu"), "num_gpu")
-    if gpus == 0:
-        raise Skip("no GPUs")
+    gpus = _gpus(row, "num_gpu")
     return TraceRow(line, number(row, "submit_time"), gpus=gpus,
                     run_time_s=number(row, "duration"), model=field_text(row, "model_name"),
                     name=field_text(row, "job_id"),
