@@ -72,12 +72,12 @@ def test_las_runs_are_event_driven_and_finish_everything():
 
 def test_one_type_fast_path_equals_the_typed_walk():
     """The single-GPU-type walk (floats) stops exactly the jobs the per-type walk stops."""
-    from simcluster.policies.preemption import _any_types, _one_type
+    from simcluster.policies.preemption import _any_types, _one_type, ideal_set_victims
     from simcluster.policies.view import StaticJob, StaticView
     from simcluster.rng import Streams
 
     rng = Streams(5).get("test/preemption")
-    stopped = 0
+    stopped = skipped = 0
     for trial in range(300):
         hosts = [8] * int(rng.integers(1, 4))
         n = sum(hosts)
@@ -104,5 +104,9 @@ def test_one_type_fast_path_equals_the_typed_walk():
         typed = _any_types(view, list(view.jobs_pending), key, min_run, may,
                            {view.gpu_types[0]: float(n)})
         assert fast == typed, (trial, fast, typed)
+        # the public entry (which skips the walk when the free GPUs cover every pending job)
+        assert ideal_set_victims(view, key, min_run_s=min_run, may_preempt=may) == fast
         stopped += bool(fast)
+        skipped += sum(p.request.gpus for p in pending) <= sum(gpu_free)
     assert stopped > 30  # the walks did stop jobs, often
+    assert skipped > 30  # and the shortcut was taken, often
