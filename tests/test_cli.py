@@ -175,7 +175,9 @@ def test_collective_command_prints_nccl_tests_table(capsys):
                  "-f", "32", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["size_bytes"] for r in rows] == [2**20, 2**25, 2**30]
-    assert set(rows[0]) == {"size_bytes", "time_s", "algbw_GBps", "busbw_GBps", "algorithm"}
+    # the keys, plus NCCL's protocol (LL, LL128, Simple) that the cost model picked
+    assert set(rows[0]) == {"size_bytes", "time_s", "algbw_GBps", "busbw_GBps", "algorithm",
+                            "protocol"}
     # busbw grows with size toward the 2-node ring bottleneck min(370, 8 × 48) GB/s
     assert rows[0]["busbw_GBps"] < rows[1]["busbw_GBps"] < rows[2]["busbw_GBps"] <= 370
     assert main(["collective", "--gpu", "H100-SXM", "--op", "all_gather", "-b", "8M",

@@ -118,11 +118,18 @@ def run(net, gpus, op, size, **kw):
     return proc.value
 
 
-@pytest.mark.parametrize("size", [1e6, 1e9])
-def test_ring_allreduce_matches_alpha_beta(size):
+# NCCL's protocol model (perf/collectives.py, from NVIDIA/nccl src/graph/tuning.cc): the chosen
+# protocol reaches a fraction of the link bandwidth B (LL128 0.92, Simple 1) and its α is NCCL's
+# base latency + per-step costs, not the router's ring/LL hop: on 2 nodes 2N = 4 of the 30
+# all-reduce steps cross the network (LL128 4.0 µs, Simple 14 µs), the rest NVLink (1.9, 3.4 µs)
+@pytest.mark.parametrize("size, proto, frac, latency_us", [
+    (1e6, "LL128", 0.92, 14.0 + 26 * 1.9 + 4 * 4.0),
+    (1e9, "Simple", 1.0, 8.4 + 26 * 3.4 + 4 * 14.0)])
+def test_ring_allreduce_matches_alpha_beta(size, proto, frac, latency_us):
     env, net = network()
     result = run(net, range(16), "all_reduce", size, algo="ring")
-    expected = 2 * 15 / 16 * size / min(NVLINK, 8 * NDR) + 2 * 15 * HOP
+    expected = 2 * 15 / 16 * size / (frac * min(NVLINK, 8 * NDR)) + latency_us * 1e-6
+    assert result.protocol == proto
     assert result.time_s == pytest.approx(expected, rel=0.01)
     assert result.flows == 8  # one flow per channel (rail)
 
@@ -132,10 +139,14 @@ def test_reduce_scatter_all_gather_and_tree_match_alpha_beta():
     for op in ("reduce_scatter", "all_gather"):
         env, net = network()
         t = run(net, range(16), op, size).time_s
-        assert t == pytest.approx(15 / 16 * size / min(NVLINK, 8 * NDR) + 15 * HOP, rel=0.01)
+        # Simple: base 8.4 µs, 14 NVLink steps of 3.4 µs, N - 1 = 1 network step of 14 µs
+        latency = (8.4 + 14 * 3.4 + 14.0) * 1e-6
+        assert t == pytest.approx(15 / 16 * size / min(NVLINK, 8 * NDR) + latency, rel=0.01)
     env, net = network()
-    t = run(net, range(16), "all_reduce", size, algo="tree").time_s
-    assert t == pytest.approx(2 * size / min(NVLINK, 8 * NDR) + 2 * 4 * HOP, rel=0.01)
+    t = run(net, range(16), "all_reduce", size, algo="tree", proto="Simple").time_s
+    # NCCL's tree: 0.92 of B; Simple latency 2((g-1) + log2 N) steps of 28 µs
+    latency = 2 * (7 + 1) * 28e-6
+    assert t == pytest.approx(2 * size / (0.92 * min(NVLINK, 8 * NDR)) + latency, rel=0.01)
 
 
 def test_all_to_all_matches_alpha_beta():
@@ -150,7 +161,10 @@ def test_single_node_is_alpha_beta_on_nvlink_and_nvls_exceeds_it():
     env, net = network(nodes=1)
     size = 2**30
     ring = run(net, range(8), "all_reduce", size)
-    assert ring.time_s == pytest.approx(2 * 7 / 8 * size / NVLINK + 14 * 0.6e-6, rel=1e-9)
+    # NCCL's Simple protocol at this size: base 8.4 µs + 14 NVLink steps of 3.4 µs
+    assert ring.protocol == "Simple"
+    assert ring.time_s == pytest.approx(2 * 7 / 8 * size / NVLINK + (8.4 + 14 * 3.4) * 1e-6,
+                                        rel=1e-9)
     env, net = network(nodes=1)
     nvls = run(net, range(8), "all_reduce", size, nvls=True)
     assert nvls.algorithm == "nvls"
@@ -181,7 +195,9 @@ def test_two_jobs_whose_rings_share_one_link_each_see_half_of_it():
 
     a, b = [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]
     size = 1e9
-    alpha = 2 * 7 * 4.5e-6       # 2(p-1) steps; via a spine: 2.7 µs + 2 × 0.9 µs
+    # NCCL's Simple latency: base 8.4 µs, 10 NVLink steps of 3.4 µs, 2N = 4 network steps of the
+    # hop (via a spine: 2.7 µs + 2 × 0.9 µs) + Simple's 11.3 µs over LL
+    alpha = (8.4 + 10 * 3.4 + 4 * (4.5 + 11.3)) * 1e-6
 
     env, net = setup()
     alone = run(net, a, "all_reduce", size, algo="ring").time_s

@@ -8,6 +8,11 @@ with other jobs (GPUs are not shared between jobs and the NVSwitch is non-blocki
 collective on one node, and the intra-node stages of a hierarchical one, are priced by their α-β
 form instead of flows.
 
+The algorithm and NCCL's protocol (LL, LL128, Simple) come from
+:func:`simcluster.perf.collectives.collective_cost`: a stage waits the protocol's latency (NCCL's
+base + per-step costs) and each of its flows is capped at the protocol's share of its
+uncontended rate, so the flows and the analytic form agree when the network is idle.
+
 >>> import simpy
 >>> from simcluster.hardware import node_spec
 >>> from simcluster.routing import Router
@@ -18,8 +23,9 @@ form instead of flows.
 >>> net = Network(env, topo, Router(topo))
 >>> proc = env.process(run_collective(net, range(16), "all_reduce", 1e9, algo="ring"))
 >>> env.run()
->>> round(proc.value.time_s * 1e3, 3)  # 2·15/16 · 1 GB / min(370, 8 × 48 GB/s) + 30 · 2.7 µs
-5.149
+>>> # 2·15/16 · 1 GB / min(370, 8 × 48 GB/s) + NCCL's Simple latency 8.4 + 26 · 3.4 + 4 · 14 µs
+>>> round(proc.value.time_s * 1e3, 3)
+5.22
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 import simpy
 
 from simcluster.engine.network import Flow, Network
-from simcluster.perf.collectives import collective_time
+from simcluster.perf.collectives import collective_cost, step_latencies
 from simcluster.perf.iteration import fabric_of
 from simcluster.perf.rings import group_by_host, pair_route, rail_route, ring_route
 
@@ -42,11 +48,13 @@ __all__ = ["CollectivePlan", "CollectiveResult", "Stage", "execute", "plan_colle
 
 @dataclass(frozen=True, slots=True)
 class CollectiveResult:
-    """What one collective took: seconds, the algorithm, and how many flows it started."""
+    """What one collective took: seconds, the algorithm, how many flows it started, and the
+    protocol (LL, LL128, Simple)."""
 
     time_s: float
     algorithm: str
     flows: int
+    protocol: str = "Simple"
 
 
 def _links(net: Network, edges: list[tuple[str, str]]) -> list[int]:
@@ -73,12 +81,14 @@ def _edges(net: Network, a: int, b: int, key: str | None = None) -> list[int]:
 @dataclass(frozen=True, slots=True)
 class Stage:
     """One stage: wait ``seconds`` (α terms, intra-node α-β), then run ``paths`` as flows of
-    ``nbytes`` each, or of ``sizes[i]`` when given (all at once; the stage ends with the last)."""
+    ``nbytes`` each, or of ``sizes[i]`` when given (all at once; the stage ends with the last),
+    each at most ``cap`` bytes/s (the protocol's share of the link)."""
 
     seconds: float
     paths: tuple[tuple[int, ...], ...] = ()
     nbytes: float = 0.0
     sizes: tuple[float, ...] = ()
+    cap: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,7 @@ class CollectivePlan:
     op: str
     algorithm: str
     stages: tuple[Stage, ...]
+    protocol: str = "Simple"
 
     @property
     def flows(self) -> int:
@@ -97,40 +108,51 @@ class CollectivePlan:
 
 def plan_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
                     algo: str = "auto", nvls: bool = False,
-                    key: str | None = None) -> CollectivePlan:
-    """Decide the algorithm and build the stages of ``op`` of ``nbytes`` over GPU indices.
+                    key: str | None = None, proto: str = "auto") -> CollectivePlan:
+    """Decide the algorithm and protocol and build the stages of ``op`` of ``nbytes``.
 
     Args:
         net: the fluid network.
         gpus: participating GPU indices (one rank each).
         op: one of :data:`simcluster.perf.collectives.OPS` (send_recv: gpus[0] to gpus[1]).
         nbytes: message size S as nccl-tests counts it (the buffer per rank).
-        algo: ``auto`` (fastest by the α-β model, as NCCL's tuner does by its own) or a name.
+        algo: ``auto`` (fastest by NCCL's cost model, :func:`collective_cost`) or a name.
         nvls: allow NVLink SHARP (in-switch reduction) inside a node.
         key: ECMP key of the collective's connections (e.g. the job id); None uses each
             GPU pair's default route. Connections persist, so the paths are fixed per plan.
+        proto: ``auto`` or one of LL, LL128, Simple (as ``NCCL_PROTO`` forces it).
+
+    The protocol sets each stage's latency (NCCL's base and per-step costs) and caps each flow
+    at the protocol's share of its uncontended rate (LL ~1/4, LL128 0.92, Simple 1).
     """
     gpus = list(gpus)
     fabric = fabric_of(gpus, net.topology, net.router, net.efficiency)
-    alone, algo = collective_time(op, nbytes, fabric, algo, nvls)
-    p, hosts = len(gpus), group_by_host(gpus, net.topology)
+    cost = collective_cost(op, nbytes, fabric, algo, nvls, proto)
+    algo, p, hosts = cost.algorithm, len(gpus), group_by_host(gpus, net.topology)
+    k = cost.scale  # the protocol's share of the bandwidths
 
-    def stage(seconds: float, paths: list[list[int]] = (), size: float = 0.0) -> Stage:
-        return Stage(seconds, tuple(tuple(x) for x in paths), size)
+    def stage(seconds: float, paths: list[list[int]] = (), size: float = 0.0,
+              cap: float = math.inf) -> Stage:
+        return Stage(seconds, tuple(tuple(x) for x in paths), size, cap=cap)
+
+    def capped(full: float) -> float:  # no cap where the protocol loses nothing
+        return math.inf if k >= 1.0 else k * full
 
     if p <= 1 or nbytes <= 0:
         stages = ()
     elif len(hosts) == 1:  # inside one node: α-β, no contention possible
-        stages = (stage(alone),)
+        stages = (stage(cost.time),)
     elif op == "send_recv":
         stages = (stage(fabric.alpha_inter, [_edges(net, gpus[0], gpus[1])], nbytes),)
     elif algo == "hierarchical":
         g, big_n = fabric.gpus_per_node, fabric.nodes
-        intra = (g - 1) * fabric.alpha_intra + (g - 1) / g * nbytes / fabric.nvlink_bw
+        intra_lat, inter_lat = step_latencies(algo, cost.protocol, fabric)
+        intra = (g - 1) * intra_lat + (g - 1) / g * nbytes / (k * fabric.nvlink_bw)
+        base = cost.latency - 2 * (g - 1) * intra_lat - 2 * (big_n - 1) * inter_lat
         rails = [rail_links(net, hosts, r, key) for r in range(g)]
-        stages = (stage(intra),  # reduce-scatter inside each node
-                  stage(2 * (big_n - 1) * fabric.alpha_inter, rails,
-                        2 * (big_n - 1) / big_n * nbytes / g),
+        stages = (stage(base + intra),  # reduce-scatter inside each node
+                  stage(2 * (big_n - 1) * inter_lat, rails,
+                        2 * (big_n - 1) / big_n * nbytes / g, capped(fabric.nic_bw)),
                   stage(intra))  # all-gather inside each node
     elif op == "all_to_all":
         paths = []
@@ -150,13 +172,11 @@ def plan_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
         c = fabric.channels
         volume = {"all_reduce": 2 * (p - 1) / p, "reduce_scatter": (p - 1) / p,
                   "all_gather": (p - 1) / p, "broadcast": 1.0}[op]
-        steps = {"all_reduce": 2 * (p - 1), "reduce_scatter": p - 1, "all_gather": p - 1,
-                 "broadcast": p - 1}[op]
         if algo == "tree":
-            volume, steps = 2.0, 2 * math.ceil(math.log2(p))
+            volume = 2.0
         rings = [ring_links(net, hosts, ch, key) for ch in range(c)]
-        stages = (stage(steps * fabric.alpha, rings, volume * nbytes / c),)
-    return CollectivePlan(op=op, algorithm=algo, stages=stages)
+        stages = (stage(cost.latency, rings, volume * nbytes / c, capped(fabric.ring_bw / c)),)
+    return CollectivePlan(op=op, algorithm=algo, stages=stages, protocol=cost.protocol)
 
 
 def execute(net: Network, plan: CollectivePlan, tag: object = None,
@@ -173,7 +193,7 @@ def execute(net: Network, plan: CollectivePlan, tag: object = None,
             yield env.timeout(st.seconds)
         if st.paths:
             sizes = st.sizes or (st.nbytes,) * len(st.paths)
-            flows = [net.start(path, np.ones(len(path)), size, tag=tag)
+            flows = [net.start(path, np.ones(len(path)), size, cap=st.cap, tag=tag)
                      for path, size in zip(st.paths, sizes, strict=True)]
             if active is not None:
                 active.update(flows)
@@ -184,13 +204,14 @@ def execute(net: Network, plan: CollectivePlan, tag: object = None,
 
 
 def run_collective(net: Network, gpus: Sequence[int], op: str, nbytes: float,
-                   algo: str = "auto", nvls: bool = False, tag: object = None
-                   ) -> Generator[simpy.Event, object, CollectiveResult]:
+                   algo: str = "auto", nvls: bool = False, tag: object = None,
+                   proto: str = "auto") -> Generator[simpy.Event, object, CollectiveResult]:
     """SimPy process body: plan and run ``op`` of ``nbytes`` over GPU indices ``gpus`` once.
 
     Returns:
         A :class:`CollectiveResult` (the process's value).
     """
-    plan = plan_collective(net, gpus, op, nbytes, algo, nvls)
+    plan = plan_collective(net, gpus, op, nbytes, algo, nvls, proto=proto)
     seconds = yield from execute(net, plan, tag)
-    return CollectiveResult(time_s=seconds, algorithm=plan.algorithm, flows=plan.flows)
+    return CollectiveResult(time_s=seconds, algorithm=plan.algorithm, flows=plan.flows,
+                            protocol=plan.protocol)

@@ -9,6 +9,10 @@
   (flows) and preprocesses it on the job's CPU cores, a bounded prefetch buffer lets loading
   overlap compute; compute; the gradient all-reduce as flows; checkpoints as flows.
 
+A job with a parallel layout reduces its gradients per data-parallel group
+(:func:`simcluster.perf.iteration.gradient_collectives`): every group's collective at once, each
+over that group's GPUs (one per node and rail when TP fills the node), at both fidelities.
+
 A stop (:class:`simpy.Interrupt`) ends the job's flows; iterations since the last durable
 checkpoint are lost.
 """
@@ -16,7 +20,7 @@ checkpoint are lost.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +33,7 @@ from simcluster.engine.collectives import (
     rail_links,
     ring_links,
 )
+from simcluster.engine.gradients import layout_plan, path_bytes
 from simcluster.engine.ledger import ledger
 from simcluster.engine.training import TrainingJob
 from simcluster.hardware import STORAGE
@@ -141,7 +146,8 @@ def _path_parts(net: Network, src: str, dst: str) -> tuple[np.ndarray, np.ndarra
 # --- duration and coarse -----------------------------------------------------------------------
 
 class _CoarseLoad:
-    """A coarse job's inter-node traffic: one capped stream per ring of its all-reduce."""
+    """A coarse job's inter-node traffic: one capped stream per ring of its all-reduce (of
+    every data-parallel group's collectives, for a layout job)."""
 
     def __init__(self, sim: Any, job: TrainingJob) -> None:
         self.sim, self.job, self.net = sim, job, sim.network
@@ -149,6 +155,9 @@ class _CoarseLoad:
         gpus = job.allocation.gpus
         hosts = group_by_host(gpus, sim.topology)
         self.flows: list[Flow] = []
+        if job.model.layout is not None:
+            self._start(path_bytes(layout_plan(sim, job)).items())
+            return
         if len(hosts) < 2 or t.algorithm in ("none", "direct"):
             return
         p, size = len(gpus), job.model.gradient_bytes
@@ -163,10 +172,15 @@ class _CoarseLoad:
             paths = [ring_links(self.net, hosts, ch) for ch in range(c)]
             volume = 2.0 if t.algorithm == "tree" else 2 * (p - 1) / p
             per_iteration = volume * size / c
-        cap = per_iteration / t.iteration_s  # the average rate it needs to keep its pace
-        for path in paths:
-            flow = self.net.start(path, np.ones(len(path)), math.inf, cap=cap,
-                                  tag=job.spec.id, on_rate=self._changed)
+        self._start((path, per_iteration) for path in paths)
+
+    def _start(self, demand: Iterable[tuple[Sequence[int], float]]) -> None:
+        """One endless flow per (path, bytes per iteration), capped at the average rate it needs
+        to keep the job's pace."""
+        for path, nbytes in demand:
+            flow = self.net.start(np.array(path), np.ones(len(path)), math.inf,
+                                  cap=nbytes / self.job.timing.iteration_s,
+                                  tag=self.job.spec.id, on_rate=self._changed)
             self.flows.append(flow)
 
     def _changed(self, _flow: Flow) -> None:
@@ -324,7 +338,10 @@ def _iterations(sim: Any, job: TrainingJob) -> Generator[simpy.Event, Any, None]
     env, net, t = sim.env, sim.network, job.timing
     gpus = job.allocation.gpus
     plan: CollectivePlan | None = None
-    if len(gpus) > 1:
+    if job.model.layout is not None:
+        plan = layout_plan(sim, job)
+        plan = plan if plan.stages else None  # no data parallelism: nothing to reduce
+    elif len(gpus) > 1:
         # the pair's default routes: the ones the job's timing (perf.fabric_of) was priced on
         plan = plan_collective(net, gpus, "all_reduce", job.model.gradient_bytes,
                                algo=t.algorithm)

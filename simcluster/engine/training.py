@@ -10,7 +10,7 @@ segment is executed depends on the job's fidelity (:mod:`simcluster.engine.execu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import simpy
 
@@ -83,8 +83,7 @@ class PerfModel:
                                 links=self.links, algo=algo, nvls=self.nvls)
             self._iteration[key] = it
         if share < 1.0:
-            return IterationTime(compute_s=it.compute_s / share, allreduce_s=it.allreduce_s,
-                                 algorithm=it.algorithm)
+            return replace(it, compute_s=it.compute_s / share)
         return it
 
     def reference_gpus(self, spec: JobSpec) -> tuple[int, ...]:

@@ -7,8 +7,8 @@ flow-level collectives that training jobs use. Bandwidths are reported as nccl-t
 >>> from simcluster.hardware import node_spec
 >>> from simcluster.topology import gpu_cluster
 >>> table = collective_sweep(gpu_cluster(node_spec("H100-SXM"), 1), "all_reduce", [2**30])
->>> round(table.loc[0, "busbw_GBps"])  # ~370 GB/s: NCCL's NVLink rate on 8 H100, less α
-369
+>>> round(table.loc[0, "busbw_GBps"])  # ~370 GB/s: NCCL's NVLink rate on 8 H100, less latency
+366
 """
 
 from __future__ import annotations
@@ -61,12 +61,15 @@ def sizes(min_bytes: int, max_bytes: int, factor: float = 2.0) -> list[int]:
 def collective_sweep(topology: Topology, op: str, message_sizes: Sequence[int],
                      algo: str = "auto", nvls: bool = False,
                      efficiency: Mapping[str, float] | None = None,
-                     gpus: Sequence[int] | None = None) -> pd.DataFrame:
+                     gpus: Sequence[int] | None = None, proto: str = "auto") -> pd.DataFrame:
     """Time ``op`` at each size on ``topology`` (all its GPUs, or ``gpus``).
+
+    ``proto`` forces NCCL's protocol (LL, LL128, Simple) as ``NCCL_PROTO`` does; ``auto`` lets
+    the cost model pick per size, which is what shapes the curve's ramp.
 
     Returns:
         One row per size: ``size_bytes``, ``time_s``, ``algbw_GBps``, ``busbw_GBps``,
-        ``algorithm``, ``flows``.
+        ``algorithm``, ``protocol``, ``flows``.
     """
     if op not in OPS:
         raise UserError(f"--op: unknown collective {op!r}; expected one of {', '.join(OPS)}")
@@ -79,14 +82,16 @@ def collective_sweep(topology: Topology, op: str, message_sizes: Sequence[int],
         env = simpy.Environment()
         net = Network(env, topology, router, {**LINK_EFFICIENCY, **(efficiency or {})})
         try:
-            proc = env.process(run_collective(net, ranks, op, float(size), algo, nvls))
+            proc = env.process(run_collective(net, ranks, op, float(size), algo, nvls,
+                                              proto=proto))
             env.run()
         except ValueError as err:
-            raise UserError(f"--algo: {err}") from None
+            raise UserError(f"--algo/--proto: {err}") from None
         result = proc.value
         t = result.time_s
         algbw = size / t if t > 0 else float("inf")
         rows.append({"size_bytes": int(size), "time_s": t, "algbw_GBps": algbw / 1e9,
                      "busbw_GBps": algbw * BUSBW_FACTOR[op](len(ranks)) / 1e9,
-                     "algorithm": result.algorithm, "flows": result.flows})
+                     "algorithm": result.algorithm, "protocol": result.protocol,
+                     "flows": result.flows})
     return pd.DataFrame(rows)

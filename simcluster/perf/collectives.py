@@ -13,6 +13,28 @@ and Gropp, IJHPCA 2005; shared/reference/README.md):
 * NVLink SHARP all-reduce inside a node: each GPU sends n to the switch and receives n back,
   2α + n/B_nvls
 
+NCCL's protocols (:func:`collective_cost`). NCCL moves data with one of three protocols and picks,
+per size, the (algorithm, protocol) pair its cost model says is fastest (NVIDIA/nccl
+src/graph/tuning.cc, ``ncclTopoTuneModel`` and ``ncclTopoGetAlgoTime``): time = latency + S / bw.
+
+* LL: 8-byte stores with a flag, lowest latency, a quarter of the link bandwidth (a third for
+  single-node all-gather/reduce-scatter/broadcast), capped per system size;
+* LL128: 128-byte lines with 8 bytes of flag, 0.92 (≈ 120/128) of the bandwidth, mid latency;
+* Simple: full bandwidth, highest latency per step.
+
+Latency = a base cost once per collective + per algorithm step a hop cost (NCCL's tables
+``baseLat`` and ``hwLat``). The topology's hop latency (router) equals NCCL's ring/LL step, so
+another (algorithm, protocol) adds its difference from that entry of ``hwLat``. Multi-node rings
+count 2N inter-node steps for all-reduce (N − 1 for reduce-scatter/all-gather) at the network
+cost, the others at the NVLink cost (at least NCCL's per-step network post overhead). This is
+what makes mid-size busbw ramp up: with the α-β forms alone 64 MiB on 8 GPUs is at the
+asymptote, with the protocols' latency it is not.
+
+>>> from simcluster.perf.collectives import Fabric
+>>> f = Fabric(8, 1, 8, 1, 370e9, float("inf"), 0.6e-6, 0.0)
+>>> [collective_cost("all_reduce", s, f).protocol for s in (2**16, 2**22, 2**30)]
+['LL', 'LL128', 'Simple']
+
 busbw follows nccl-tests (NVIDIA/nccl-tests doc/PERFORMANCE.md): algbw × 2(p−1)/p for all-reduce,
 × (p−1)/p for reduce-scatter, all-gather and all-to-all, × 1 for broadcast, reduce, send/recv.
 
@@ -25,18 +47,25 @@ busbw follows nccl-tests (NVIDIA/nccl-tests doc/PERFORMANCE.md): algbw × 2(p−
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "ALGORITHMS",
     "BUSBW_FACTOR",
     "OPS",
+    "PROTOCOLS",
+    "Cost",
     "Fabric",
     "algorithm_times",
     "busbw",
     "busbw_allreduce",
     "choose_algorithm",
+    "collective_cost",
     "collective_time",
+    "protocol_fabric",
+    "protocol_latency",
+    "protocol_times",
+    "step_latencies",
     "ring_allgather_time",
     "ring_allreduce_time",
 ]
@@ -151,22 +180,205 @@ def algorithm_times(op: str, nbytes: float, f: Fabric, nvls: bool = False) -> di
     return times
 
 
+# --- NCCL's protocols ----------------------------------------------------------------------
+# Constants from NVIDIA/nccl src/graph/tuning.cc, in the copies that list the NVLS algorithms
+# (2.19-2.21; read at commit b6475625 of the stored copy). Microseconds as in NCCL.
+PROTOCOLS = ("LL", "LL128", "Simple")
+# baseLat: once per collective, Ring and Tree rows
+_BASE_US = {"ring": {"LL": 6.6, "LL128": 14.0, "Simple": 8.4},
+            "tree": {"LL": 6.8, "LL128": 14.0, "Simple": 0.0}}
+# hwLat: per algorithm step, NVLINK and NET rows, Ring and Tree columns
+_HW_US = {("nvlink", "ring"): {"LL": 0.6, "LL128": 1.9, "Simple": 3.4},
+          ("nvlink", "tree"): {"LL": 0.6, "LL128": 1.25, "Simple": 28.0},
+          ("net", "ring"): {"LL": 2.7, "LL128": 4.0, "Simple": 14.0},
+          ("net", "tree"): {"LL": 5.0, "LL128": 8.5, "Simple": 28.0}}
+# hwLat NVLINK, NVLS, Simple: the whole NVLS all-reduce latency inside a node
+NVLS_LATENCY_S = 23e-6
+# getNetOverhead: 1 us per inter-node ring step on Intel x86 hosts (2 us on AMD), x3 for Simple;
+# a ring step's cost is at least this once the ring leaves the node
+_NET_OVERHEAD_US = {"LL": 1.0, "LL128": 1.0, "Simple": 3.0}
+# llMaxBws (GB/s, a cap on LL's busbw): one node (Ampere/Hopper row) 87.7; more nodes, Intel
+# hosts: 39.0 on 2 nodes, 20.4 on 3+ (AMD hosts 22.5 / 19.0; not told apart here)
+_LL_MAX_BW = (87.7e9, 39.0e9, 20.4e9)
+# Ring: LL busBw × 1/4 (× 1/3 for single-node all-gather, reduce-scatter, broadcast); LL128
+# × 0.92 ("120.0/128.0"), × 0.7 with one GPU per node. Tree: × 0.92, then LL × 1/3.8, LL128
+# × 7/9 on one node and × 120/128 across nodes. The per-channel caps (perChMaxRingLL128Bw
+# 20-36.7 GB/s × channels) do not bind with the 12-32 channels of DGX-class nodes: left out.
+_LL128_FRACTION, _LL128_FRACTION_1PPN, _TREE_FRACTION = 0.92, 0.7, 0.92
+# treeCorrectionFactor: trees are slower than their model at medium sizes; NCCL scales the tree
+# bandwidth by these per protocol, indexed by log2(bytes / 64), from 64 B to 256 MB
+_TREE_CORRECTION = {
+    "LL": (1.0, 1.0, 1.0, 1.0, .9, .8, .7, .7, .7, .7, .6, .5, .4, .4, .5, .6, .7, .8, .9, 1.0,
+           1.0, 1.0, 1.0),
+    "LL128": (1.0, 1.0, 1.0, 1.0, 1.0, .9, .8, .8, .8, .7, .6, .6, .6, .6, .6, .6, .8, .9, .9,
+              .9, .9, 1.0, 1.0),
+    "Simple": (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7,
+               .8, .9, .9),
+}
+_US = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """The uncontended cost of one collective as NCCL's tuner would run it.
+
+    Attributes:
+        time: seconds. algorithm, protocol: the pair chosen (protocol ``Simple`` for the
+            direct and NVLS algorithms, which have no other).
+        latency: the part of ``time`` that is latency (base + steps), s.
+        scale: the fraction of the fabric's bandwidths the protocol reaches (what its flows
+            may reach: :func:`protocol_fabric`).
+    """
+
+    time: float
+    algorithm: str
+    protocol: str
+    latency: float
+    scale: float = 1.0
+
+
+def _hw_kind(algo: str) -> str:
+    return "tree" if algo == "tree" else "ring"
+
+
+def step_latencies(algo: str, proto: str, f: Fabric) -> tuple[float, float]:
+    """Seconds of one step inside a node and of one step across nodes for ``algo``/``proto``.
+
+    The fabric's α (router latency) stands for NCCL's ring/LL step on that hop; another pair
+    adds its difference from that entry of NCCL's ``hwLat``.
+    """
+    kind = _hw_kind(algo)
+    intra = f.alpha_intra + (_HW_US["nvlink", kind][proto] - _HW_US["nvlink", "ring"]["LL"]) * _US
+    inter = f.alpha_inter + (_HW_US["net", kind][proto] - _HW_US["net", "ring"]["LL"]) * _US
+    if algo == "ring" and f.nodes > 1:  # every step of a ring that leaves the node posts to the NIC
+        intra = max(intra, _NET_OVERHEAD_US[proto] * _US)
+    return intra, inter
+
+
+_RING_STEPS = {"all_reduce": lambda p: 2 * (p - 1), "reduce_scatter": lambda p: p - 1,
+               "all_gather": lambda p: p - 1, "broadcast": lambda p: p - 1}
+_INTER_STEPS = {"all_reduce": lambda n: 2 * n, "reduce_scatter": lambda n: n - 1,
+                "all_gather": lambda n: n - 1, "broadcast": lambda n: n - 1}
+
+
+def protocol_latency(op: str, algo: str, proto: str, f: Fabric) -> float:
+    """Latency (s) of ``op`` by ``algo`` with ``proto`` on ``f``: NCCL's base + step costs."""
+    if algo == "nvls":
+        return NVLS_LATENCY_S
+    intra, inter = step_latencies(algo, proto, f)
+    base = _BASE_US[_hw_kind(algo)][proto] * _US
+    g, big_n = f.gpus_per_node, f.nodes
+    if algo == "tree":
+        return base + 2 * ((g - 1) * intra + math.ceil(math.log2(big_n)) * inter)
+    if algo == "hierarchical":
+        return base + 2 * (g - 1) * intra + 2 * (big_n - 1) * inter
+    steps = _RING_STEPS[op](f.ranks)
+    crossing = min(steps, _INTER_STEPS[op](big_n)) if big_n > 1 else 0
+    return base + (steps - crossing) * intra + crossing * inter
+
+
+def _bandwidth_fraction(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> float:
+    one_node = f.nodes <= 1
+    if algo == "tree":
+        frac = _TREE_FRACTION * {"LL": 1 / 3.8, "LL128": 7 / 9 if one_node else 120 / 128,
+                                 "Simple": 1.0}[proto]
+        index = max(0, int(math.log2(max(nbytes / 64, 1))))
+        table = _TREE_CORRECTION[proto]
+        return frac * (table[index] if index < len(table) else 1.0)
+    if proto == "LL":
+        return 1 / 3 if one_node and op != "all_reduce" else 1 / 4
+    if proto == "LL128":
+        return _LL128_FRACTION_1PPN if f.ranks / f.nodes < 2 else _LL128_FRACTION
+    return 1.0
+
+
+def _bandwidth_scale(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> float:
+    """Fraction of the fabric's bandwidths that ``proto`` reaches under ``algo``; LL's cap on
+    busbw (llMaxBw) is applied relative to the ring's bottleneck."""
+    frac = _bandwidth_fraction(op, algo, proto, f, nbytes)
+    if proto == "LL" and 0 < f.ring_bw < math.inf:
+        frac = min(frac, _LL_MAX_BW[min(f.nodes, 3) - 1] / f.ring_bw)
+    return frac
+
+
+def protocol_fabric(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> Fabric:
+    """``f`` with the bandwidths ``proto`` reaches under ``algo`` and no latency."""
+    k = _bandwidth_scale(op, algo, proto, f, nbytes)
+    return _no_latency(replace(f, nvlink_bw=f.nvlink_bw * k, nic_bw=f.nic_bw * k))
+
+
+def protocol_times(op: str, nbytes: float, f: Fabric, nvls: bool = False
+                   ) -> dict[tuple[str, str], float]:
+    """Seconds of every (algorithm, protocol) pair that applies to ``op`` on ``f``.
+
+    Every α-β form's bandwidth term is inversely proportional to the bandwidths, so a protocol
+    that reaches a fraction k of them moves the bytes in (bandwidth term at full speed) / k.
+    """
+    bare = algorithm_times(op, nbytes, f, nvls)
+    moving = algorithm_times(op, nbytes, _no_latency(f), nvls)
+    out = {}
+    for algo, seconds in bare.items():
+        if algo == "direct":  # point-to-point: NCCL's Simple path, the α-β form as it is
+            out[algo, "Simple"] = seconds
+        elif algo == "nvls":
+            out[algo, "Simple"] = NVLS_LATENCY_S + moving[algo]
+        else:
+            for proto in PROTOCOLS:
+                k = _bandwidth_scale(op, algo, proto, f, nbytes)
+                out[algo, proto] = protocol_latency(op, algo, proto, f) + moving[algo] / k
+    return out
+
+
+def _no_latency(f: Fabric) -> Fabric:
+    return replace(f, alpha_intra=0.0, alpha_inter=0.0)
+
+
+def _pick(times: dict[tuple[str, str], float], op: str, algo: str, proto: str
+          ) -> tuple[str, str]:
+    algos = sorted({a for a, _ in times})
+    if algo != "auto" and algo not in algos:
+        raise ValueError(f"algorithm {algo!r} does not apply to {op} on these GPUs; "
+                         f"expected one of {', '.join(algos)}")
+    if proto != "auto" and proto not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {proto!r}; expected one of {', '.join(PROTOCOLS)}")
+    pairs = [k for k in times if (algo == "auto" or k[0] == algo)
+             and (proto == "auto" or k[1] == proto or k[0] in ("direct", "nvls"))]
+    return min(pairs, key=lambda k: (times[k], k))
+
+
+def collective_cost(op: str, nbytes: float, f: Fabric, algo: str = "auto",
+                    nvls: bool = False, proto: str = "auto") -> Cost:
+    """The fastest (algorithm, protocol) pair for ``op``, or the forced ones.
+
+    Raises:
+        ValueError: a forced ``algo`` or ``proto`` that does not apply to ``op`` on this fabric.
+    """
+    if f.ranks <= 1 or nbytes <= 0:
+        return Cost(0.0, "direct", "Simple", 0.0)
+    times = protocol_times(op, nbytes, f, nvls)
+    best_algo, best_proto = _pick(times, op, algo, proto)
+    seconds = times[best_algo, best_proto]
+    if best_algo == "direct":  # its α-β form: latency is what the bandwidth term leaves
+        moving = algorithm_times(op, nbytes, _no_latency(f), nvls)["direct"]
+        return Cost(seconds, best_algo, best_proto, seconds - moving)
+    if best_algo == "nvls":
+        return Cost(seconds, best_algo, best_proto, NVLS_LATENCY_S)
+    return Cost(seconds, best_algo, best_proto, protocol_latency(op, best_algo, best_proto, f),
+                _bandwidth_scale(op, best_algo, best_proto, f, nbytes))
+
+
 def choose_algorithm(op: str, nbytes: float, f: Fabric, nvls: bool = False) -> str:
-    """The fastest algorithm by the α-β model, as NCCL's tuner picks by its own cost model."""
-    return collective_time(op, nbytes, f, "auto", nvls)[1]
+    """The fastest algorithm by NCCL's protocol cost model, as NCCL's tuner picks."""
+    return collective_cost(op, nbytes, f, "auto", nvls).algorithm
 
 
 def collective_time(op: str, nbytes: float, f: Fabric, algo: str = "auto",
-                    nvls: bool = False) -> tuple[float, str]:
-    """Uncontended time of ``op`` and the algorithm used (``auto``: the fastest).
+                    nvls: bool = False, proto: str = "auto") -> tuple[float, str]:
+    """Uncontended time of ``op`` and the algorithm used (``auto``: the fastest pair of
+    algorithm and protocol by :func:`collective_cost`).
 
     Raises:
         ValueError: a forced ``algo`` that does not apply to ``op`` on this fabric.
     """
-    times = algorithm_times(op, nbytes, f, nvls)
-    if algo == "auto":
-        algo = min(times, key=lambda a: (times[a], a))
-    if algo not in times:
-        raise ValueError(f"algorithm {algo!r} does not apply to {op} on these GPUs; "
-                         f"expected one of {', '.join(sorted(times))}")
-    return times[algo], algo
+    cost = collective_cost(op, nbytes, f, algo, nvls, proto)
+    return cost.time, cost.algorithm

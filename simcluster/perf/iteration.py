@@ -1,10 +1,12 @@
 """Coarse iteration time of a training job on a placement.
 
 A job with a parallel layout (``spec.layout``, see :func:`training_layout`) is timed by the step
-model (:mod:`simcluster.perf.step`) on its placement's groups: ``allreduce_s`` is the all-reduce
-of its TP × PP shard's gradient over the job's GPUs, the collective the engine runs as flows at
-``iteration`` fidelity (so the two fidelities agree on an idle cluster), and ``compute_s`` every
-other phase less the part of the all-reduce the step model hides under the backward pass.
+model (:mod:`simcluster.perf.step`) on its placement's groups: ``allreduce_s`` is its gradient
+traffic (:func:`gradient_collectives`: each GPU's shard reduced over its data-parallel group, all
+TP × PP groups at once, their rings sharing the links they cross), the collectives the engine runs
+as flows at ``iteration`` fidelity and as capped streams at ``coarse`` (so the fidelities agree on
+an idle cluster), and ``compute_s`` every other phase less the part of that traffic the step model
+hides under the backward pass.
 A plain data-parallel job (no layout) keeps the simple form:
 
 iteration = compute roofline + uncontended all-reduce of the BF16 gradients (α-β, the fastest of
@@ -26,7 +28,7 @@ is the line rate times the link kind's efficiency (:data:`simcluster.hardware.LI
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,27 +47,50 @@ from simcluster.hardware import gpu as gpu_spec
 from simcluster.perf.collectives import Fabric, collective_time
 from simcluster.perf.compute import training_step_time
 from simcluster.perf.fluid import maxmin_numpy
-from simcluster.perf.memory import fit_message
+from simcluster.perf.memory import fit_message, params_per_gpu
 from simcluster.perf.models import ModelSpec
 from simcluster.perf.parallelism import Parallelism
-from simcluster.perf.rings import ring_route
+from simcluster.perf.rings import group_by_host, ring_route
 from simcluster.perf.step import check_layout, placement_fabrics, step_time
 from simcluster.routing import Router
 from simcluster.topology import Topology
 
-__all__ = ["IterationTime", "checkpoint_time", "fabric_of", "iteration_time", "route_bandwidth",
-           "training_layout"]
+__all__ = ["GroupCollective", "IterationTime", "checkpoint_time", "fabric_of",
+           "gradient_collectives", "iteration_time", "route_bandwidth", "training_layout"]
 
 LOCAL_CHECKPOINT_DRIVE = "NVMe-PM1733"  # used when the cluster has no storage server
 
 
 @dataclass(frozen=True, slots=True)
+class GroupCollective:
+    """One collective of a layout job's gradient traffic, run by all of its groups at once.
+
+    Attributes:
+        op: all_reduce, reduce_scatter or all_gather.
+        nbytes: message size of each group (its GPUs' BF16 gradient or weight shard), bytes.
+        groups: GPU indices of each group, in rank order.
+        repeat: runs per iteration, one after another (ZeRO-3 gathers the weights 2m times).
+        algorithms: each group's algorithm (set by pricing; empty before).
+        seconds: uncontended time of all the runs, on the slowest group (set by pricing).
+    """
+
+    op: str
+    nbytes: float
+    groups: tuple[tuple[int, ...], ...]
+    repeat: int = 1
+    algorithms: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class IterationTime:
-    """One iteration's phases in seconds."""
+    """One iteration's phases in seconds; a layout job's ``collectives`` are the gradient
+    traffic that ``allreduce_s`` prices (empty for plain data parallelism)."""
 
     compute_s: float
     allreduce_s: float
     algorithm: str = "none"
+    collectives: tuple[GroupCollective, ...] = field(default=())
 
     @property
     def total_s(self) -> float:
@@ -88,24 +113,30 @@ def route_bandwidth(router: Router, src: str, dst: str,
                 for e in router.route(src, dst)), default=float("inf"))
 
 
-def _channel_rate(topology: Topology, router: Router, groups: list[list[int]], channels: int,
-                  efficiency: Mapping[str, float]) -> float:
-    """Rate of the slowest ring channel across nodes when all channels run at once, uncontended
-    by other jobs: the max-min solve of the channels' inter-node routes (channels that share a
+def _ring_rates(topology: Topology, router: Router, rings: list[tuple[list[list[int]], int]],
+                efficiency: Mapping[str, float]) -> np.ndarray:
+    """Rates of ring channels ``(hosts' GPUs, channel)`` across nodes when they all run at once,
+    uncontended by other jobs: the max-min solve of their inter-node routes (rings that share a
     link, as on an oversubscribed uplink, split it)."""
     graph = topology.graph
     index: dict[tuple[str, str], int] = {}
     rows, cols = [], []
-    for ch in range(channels):
+    for i, (groups, ch) in enumerate(rings):
         for edge in ring_route(topology, router, groups, ch, inter_only=True):
-            rows.append(ch)
+            rows.append(i)
             cols.append(index.setdefault(edge, len(index)))
     capacity = np.array([graph.edges[e]["bandwidth"] * efficiency.get(graph.edges[e]["kind"], 1.0)
                          for e in index])
-    incidence = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(channels, len(index)))
+    incidence = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(rings), len(index)))
     incidence.sum_duplicates()
-    rates = maxmin_numpy(incidence, capacity, np.full(channels, np.inf))
-    return float(rates.min())
+    return maxmin_numpy(incidence, capacity, np.full(len(rings), np.inf))
+
+
+def _channel_rate(topology: Topology, router: Router, groups: list[list[int]], channels: int,
+                  efficiency: Mapping[str, float]) -> float:
+    """Rate of the slowest ring channel of one collective across nodes, all channels at once."""
+    rings = [(groups, ch) for ch in range(channels)]
+    return float(_ring_rates(topology, router, rings, efficiency).min())
 
 
 def fabric_of(gpus: Sequence[int], topology: Topology, router: Router,
@@ -204,17 +235,65 @@ def _layout_iteration(spec: ModelSpec, gpus: list[int], topology: Topology, rout
     host = topology.host_specs[int(topology.gpu_host[gpus[0]])]
     step = step_time(spec, par, spec.samples_per_iteration, device, fabrics, dtype,
                      gpus_per_node=host.gpus_per_node, nvls=nvls)
-    allreduce, chosen = 0.0, "none"
-    if len(gpus) > 1:  # the engine runs it (0 bytes without data parallelism)
-        fabric = fabric_of(gpus, topology, router, links)
-        allreduce, chosen = collective_time("all_reduce", spec.gradient_bytes, fabric, "auto",
-                                            nvls)
-    # The engine runs the all-reduce after compute_s; the part the step model hides under the
-    # backward pass is moved out of compute_s so that, uncontended, compute_s + all-reduce is
-    # the step model's iteration (and a contended all-reduce still stretches it).
+    priced = tuple(_price(c, topology, router, links, nvls)
+                   for c in gradient_collectives(spec, gpus))
+    allreduce = sum(c.seconds for c in priced)
+    chosen = priced[0].algorithms[0] if priced else "none"
+    # The engine runs the gradient traffic after compute_s; the part the step model hides under
+    # the backward pass is moved out of compute_s so that, uncontended, compute_s + traffic is
+    # the step model's iteration (and contended traffic still stretches it).
     hidden = min(step.dp_total_s - step.dp_s, allreduce)
     return IterationTime(compute_s=step.iteration_s - step.dp_s - hidden, allreduce_s=allreduce,
-                         algorithm=chosen)
+                         algorithm=chosen, collectives=priced)
+
+
+def gradient_collectives(spec: ModelSpec, gpus: Sequence[int]) -> tuple[GroupCollective, ...]:
+    """The data-parallel traffic of one iteration of a layout job, rank ``r`` on ``gpus[r]``.
+
+    As the step model counts it (:func:`simcluster.perf.step.step_time`): every GPU reduces the
+    BF16 gradient of the dense parameters it holds over its data-parallel group (one group per
+    TP × PP position, CP ranks included, all at once): an all-reduce, or with ZeRO-3 a
+    reduce-scatter plus two weight all-gathers per micro-batch; expert parameters the same over
+    their expert-data-parallel groups. Unpriced (see :func:`iteration_time`).
+
+    >>> from simcluster.perf.models import model
+    >>> from simcluster.perf.parallelism import Parallelism
+    >>> spec = replace(model("gpt2-1.5b"), layout=Parallelism(tp=2, dp=2))
+    >>> [(c.op, c.groups) for c in gradient_collectives(spec, [10, 11, 12, 13])]
+    [('all_reduce', ((10, 12), (11, 13)))]
+    """
+    par, arch = spec.layout, spec.architecture
+    assert par is not None
+    dense, expert = (float(spec.params), 0.0) if arch is None else params_per_gpu(arch, par)
+    sharded = par.zero >= 3 and arch is not None  # the step model's ZeRO-3 (transformers)
+    op = "reduce_scatter" if sharded else "all_reduce"
+    gathers = 2 * max(1, spec.samples_per_iteration // (par.dp * par.micro_batch))
+    out: list[GroupCollective] = []
+    for dim, params in (("dp", dense), ("dp_expert", expert)):
+        groups = tuple(tuple(int(gpus[r]) for r in g) for g in par.groups(dim))
+        if params <= 0 or len(groups[0]) < 2:
+            continue
+        out.append(GroupCollective(op, 2.0 * params, groups))
+        if sharded:
+            out.append(GroupCollective("all_gather", 2.0 * params, groups, repeat=gathers))
+    return tuple(out)
+
+
+def _price(coll: GroupCollective, topology: Topology, router: Router,
+           links: Mapping[str, float], nvls: bool) -> GroupCollective:
+    """``coll`` with each group's algorithm (the fastest by α-β) and the slowest group's time,
+    every group's rings across nodes sharing the links they cross with the other groups'."""
+    fabrics = [fabric_of(g, topology, router, links) for g in coll.groups]
+    rings = [(group_by_host(g, topology), ch) for g, f in zip(coll.groups, fabrics, strict=True)
+             if f.nodes > 1 for ch in range(f.channels)]
+    rates = iter(_ring_rates(topology, router, rings, links).tolist() if rings else [])
+    times = []
+    for f in fabrics:
+        if f.nodes > 1:
+            f = replace(f, nic_bw=min(next(rates) for _ in range(f.channels)))
+        times.append(collective_time(coll.op, coll.nbytes, f, "auto", nvls))
+    return replace(coll, algorithms=tuple(a for _, a in times),
+                   seconds=coll.repeat * max(t for t, _ in times))
 
 
 def training_layout(spec: ModelSpec, fields: Mapping[str, object] | None, gpus: int,

@@ -28,6 +28,8 @@ __all__ = ["DIMENSIONS", "RECOMPUTE", "Parallelism"]
 
 DIMENSIONS = ("tp", "cp", "ep", "dp", "pp")
 RECOMPUTE = ("none", "selective", "full")
+# Grid dimensions that vary inside a group, for the groups that span more than one dimension.
+_VARYING = {"dp": ("cp", "ep", "dp"), "dp_expert": ("cp", "dp")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +116,10 @@ class Parallelism:
         """The ranks of ``rank``'s group along ``dim``. ``dp`` is the full gradient all-reduce
         group: its CP, EP and DP coordinates vary (context-parallel ranks hold the same weights,
         so their gradients are reduced together, as Megatron-LM's data-parallel-with-CP group);
-        ``ep`` the expert all-to-all group."""
+        ``dp_expert`` the expert gradients' group (the CP ranks and the replicas of the same
+        experts, ``cp × dp / ep`` ranks); ``ep`` the expert all-to-all group."""
         strides, sizes = self.strides(), self.sizes()
-        dims = ("cp", "ep", "dp") if dim == "dp" else (dim,)
+        dims = _VARYING.get(dim, (dim,))
         base = rank
         for d in dims:
             base -= self.coordinates(rank)[d] * strides[d]
@@ -124,6 +127,16 @@ class Parallelism:
         for d in dims:
             ranks = [r + k * strides[d] for r in ranks for k in range(sizes[d])]
         return sorted(ranks)
+
+    def groups(self, dim: str) -> list[list[int]]:
+        """Every group along ``dim`` (a partition of the ranks), by their lowest rank.
+
+        >>> Parallelism(tp=2, dp=2).groups("dp")
+        [[0, 2], [1, 3]]
+        """
+        coords = _VARYING.get(dim, (dim,))
+        return [self.group(dim, r) for r in range(self.world)
+                if not any(self.coordinates(r)[d] for d in coords)]
 
     def stride(self, dim: str) -> int:
         """Smallest rank distance inside a ``dim`` group (for placement on nodes)."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from simcluster.experiment.collective import collective_sweep
 from simcluster.hardware import node_spec
-from simcluster.perf.collectives import ring_allgather_time, ring_allreduce_time
+from simcluster.perf.collectives import (
+    collective_cost,
+    ring_allgather_time,
+    ring_allreduce_time,
+)
 from simcluster.perf.iteration import fabric_of
 from simcluster.routing import Router
 from simcluster.topology import Topology, gpu_cluster
@@ -35,8 +39,9 @@ def _busbw(name: str, gpu: str, gpus: int, size: int) -> Outcome:
         curve = {"x": list(ref.curve_x), "simulated": [by_size[int(x)] for x in ref.curve_x],
                  "reference": list(ref.curve_y), "xlabel": "message size (B)",
                  "ylabel": "all-reduce busbw (GB/s)", "logx": True}
-    algo = table.loc[table["size_bytes"] == size, "algorithm"].iloc[0]
-    return Outcome(float(by_size[size]), curve=curve, detail=f"algorithm {algo}")
+    row = table.loc[table["size_bytes"] == size].iloc[0]
+    return Outcome(float(by_size[size]), curve=curve,
+                   detail=f"algorithm {row['algorithm']}, protocol {row['protocol']}")
 
 
 @case("busbw_h100_8gpu_peak")
@@ -69,16 +74,30 @@ def _a100_2(quick: bool) -> Outcome:
     return _busbw("busbw_a100_2gpu_64MiB", "A100-80GB", 2, 64 * MiB)
 
 
+@case("busbw_h100_2node_ring_per_nic")
+def _h100_two_nodes(quick: bool) -> Outcome:
+    topo, size = _system("H100-SXM", nodes=2), 8 << 30
+    table = collective_sweep(topo, "all_reduce", [size], algo="ring")
+    nics = node_spec("H100-SXM").nics
+    row = table.iloc[0]
+    return Outcome(float(row["busbw_GBps"]) / nics,
+                   detail=f"busbw {row['busbw_GBps']:.1f} GB/s over {nics} NICs, protocol "
+                          f"{row['protocol']}")
+
+
 @case("allreduce_ring_alpha_beta")
 def _ring_allreduce(quick: bool) -> Outcome:
     topo, size = _system("H100-SXM", nodes=2), float(1 << 30)
     gpus = list(range(len(topo.gpus)))
     fabric = fabric_of(gpus, topo, Router(topo))
     table = collective_sweep(topo, "all_reduce", [int(size)], algo="ring")
-    formula = ring_allreduce_time(len(gpus), size, fabric.ring_bw, fabric.alpha)
+    # the α-β form with the protocol NCCL's model picks: its bandwidth, its total latency
+    cost = collective_cost("all_reduce", size, fabric, "ring")
+    bandwidth = cost.scale * fabric.ring_bw
+    formula = ring_allreduce_time(len(gpus), size, bandwidth, 0.0) + cost.latency
     return Outcome(float(table["time_s"].iloc[0]), formula,
-                   detail=f"ring bandwidth {fabric.ring_bw / 1e9:.1f} GB/s, "
-                          f"alpha {fabric.alpha * 1e6:.1f} us")
+                   detail=f"protocol {cost.protocol}, ring bandwidth {bandwidth / 1e9:.1f} "
+                          f"GB/s, latency {cost.latency * 1e6:.1f} us")
 
 
 @case("allgather_ring_alpha_beta")
@@ -87,5 +106,6 @@ def _ring_allgather(quick: bool) -> Outcome:
     gpus = list(range(len(topo.gpus)))
     fabric = fabric_of(gpus, topo, Router(topo))
     table = collective_sweep(topo, "all_gather", [int(size)], algo="ring")
-    formula = ring_allgather_time(len(gpus), size, fabric.ring_bw, fabric.alpha)
-    return Outcome(float(table["time_s"].iloc[0]), formula)
+    cost = collective_cost("all_gather", size, fabric, "ring")
+    formula = ring_allgather_time(len(gpus), size, cost.scale * fabric.ring_bw, 0.0) + cost.latency
+    return Outcome(float(table["time_s"].iloc[0]), formula, detail=f"protocol {cost.protocol}")
