@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 
 import simcluster
-from simcluster.policies.sharing import Fgd, GpuMilli, host_fragmentation, milli
-from simcluster.policies.view import StaticJob, StaticView
+from simcluster.policies.placement import BestFit, Random
+from simcluster.policies.sharing import Fgd, GpuMilli, host_fragmentation, milli, target_workload
+from simcluster.policies.view import StaticJob, StaticView, TypeMasks
 from simcluster.workload.jobs import Request
+from simcluster.workload.traces import read_trace
+from tests.conftest import TRACES
+
+OPENB = TRACES / "alibaba_pai_v2023_openb"
 
 
 @pytest.mark.parametrize(("free", "request_", "packing", "fgd"), [
@@ -62,3 +69,132 @@ def test_fgd_fragments_less_than_first_fit_on_a_sharing_workload():
     frag = {p: simcluster.run(sharing_scenario(p), check=True).summary()["mean_gpus_fragmented"]
             for p in ("first_fit", "fgd")}
     assert frag["fgd"] <= frag["first_fit"]
+
+
+# FGD's incremental table, its target workload, and the ATC'23 ranking on openb ---------------
+def test_fgd_incremental_table_matches_a_fresh_policy():
+    """One Fgd instance, whose per-host fragment table is updated only for the hosts that
+    changed, decides exactly as a fresh instance (full recomputation) along a packing run on
+    mixed GPU types with CPU limits."""
+    rng = np.random.default_rng(3)
+    sizes = [0.1, 0.25, 0.5, 0.7, 1, 2, 4]
+    hosts = OpenbHosts([(8, 64.0), (8, 96.0), (4, 24.0), (2, 16.0), (1, 8.0), (2, 104.0)],
+                       types=["A", "A", "B", "B", "A", "B"])
+    kept, mismatches = Fgd(), 0
+    for i in range(120):
+        request = Request(float(rng.choice(sizes)), cpus_per_gpu=float(rng.choice([0, 2, 6, 12])),
+                          gpu_type=[None, "A", "B"][i % 3])
+        hosts.running.append(StaticJob(i, size=request.gpus))
+        got = kept.place(request, hosts)
+        mismatches += got != Fgd().place(request, hosts)
+        if got is not None:
+            hosts.allocate(request, got)
+        if i % 7 == 0:  # a host's CPUs change alone (its GPU shares do not)
+            hosts.host_cpus_free[i % len(hosts.host_rack)] *= 0.1
+    assert mismatches == 0
+    assert hosts.allocated > 0.7 * len(hosts.gpu_free)  # the run did fill the cluster
+
+
+def test_fgd_target_workload_steers_placement():
+    # a half-GPU request on [0.5 free, 1.0 free]: if the target is all whole-GPU tasks, taking
+    # the idle GPU would leave no whole GPU (fragment +0.5); filling the half GPU costs nothing
+    view = StaticView([2], gpu_free=[0.5, 1.0])
+    assert Fgd(target=[{"gpus": 1, "weight": 1}]).place(Request(0.5), view) == (0,)
+    assert target_workload([Request(1), Request(0.5), Request(1)]) == [
+        {"gpus": 1, "weight": 2}, {"gpus": 0.5, "weight": 1}]
+    with pytest.raises(TypeError, match="gpus and weight"):
+        Fgd(target=[{"gpus": 1}])
+
+
+def test_openb_ranking_fgd_over_best_fit_over_random_with_cpus():
+    """Weng et al., ATC'23 Fig. 9 (default openb trace): as arrived GPU demand passes 100%,
+    FGD allocates more GPUs than best fit, and best fit more than random. A 10% sample of the
+    openb GPU nodes (every tenth row: 121 nodes, 626 GPUs, with their CPUs) and openb pods drawn
+    with replacement (their GPU share and CPUs); pods arrive once and fail if they do not fit."""
+    rows = list(csv.DictReader((OPENB / "openb_node_list_gpu_node.csv").open()))[::10]
+    nodes = [(int(r["gpu"]), float(r["cpu_milli"]) / 1000.0) for r in rows]
+    pods = [j.request for j in read_trace("openb_pods", OPENB / "openb_pod_list_default.csv",
+                                          host_resources=True)]
+    rng = np.random.default_rng(0)
+    capacity = sum(g for g, _ in nodes)
+    sample = [pods[i] for i in rng.integers(0, len(pods), size=2 * capacity)]
+    policies = {"fgd": Fgd(target=target_workload(pods)), "best_fit": BestFit(),
+                "random": Random(np.random.default_rng(0))}
+    curves = {name: allocation(policy, OpenbHosts(nodes), sample, (0.9, 1.0, 1.1, 1.3))
+              for name, policy in policies.items()}
+    fgd, best_fit, random = (np.array(curves[k]) for k in ("fgd", "best_fit", "random"))
+    assert fgd[0] == best_fit[0] > 89.9  # at 90% demand both still place every pod
+    assert (fgd[1:] > best_fit[1:] + 0.2).all(), curves
+    assert (best_fit > random + 1.0).all(), curves
+
+
+class OpenbHosts:
+    """A mutable :class:`ClusterView` of hosts (GPUs, CPU cores) that pods are allocated on."""
+
+    def __init__(self, nodes, types=None):
+        counts = np.array([g for g, _ in nodes])
+        cpus = np.array([c for _, c in nodes], dtype=float)
+        self.gpu_host = np.repeat(np.arange(len(nodes)), counts)
+        self.host_rack = np.zeros(len(nodes), dtype=int)
+        self.gpu_types = tuple((types or ["gpu"] * len(nodes))[h] for h in self.gpu_host)
+        self.gpu_type_mask = TypeMasks(self.gpu_types)
+        self.gpu_free = np.ones(len(self.gpu_host))
+        self.host_cpus_free, self.host_cpus_per_gpu = cpus.copy(), cpus / counts
+        self.host_memory_free = np.full(len(nodes), 2.0**60)  # memory is not limiting here
+        self.host_memory_per_gpu = self.host_memory_free / counts
+        self.now, self.running, self.jobs_pending = 0.0, [], ()
+        self.allocated = 0.0
+
+    @property
+    def jobs_running(self):
+        return self.running
+
+    def allocate(self, request, gpus):
+        share = request.gpus if request.fractional else 1.0
+        cpg = self.host_cpus_per_gpu if request.cpus_per_gpu is None else np.full(
+            len(self.host_rack), request.cpus_per_gpu)
+        for g in gpus:
+            self.gpu_free[g] -= share
+            self.host_cpus_free[self.gpu_host[g]] -= share * cpg[self.gpu_host[g]]
+        assert (self.gpu_free >= -1e-9).all() and (self.host_cpus_free >= -1e-9).all()
+        self.allocated += share * len(gpus)
+
+
+def allocation(policy, hosts, pods, marks):
+    """Allocated % of GPUs each time the arrived GPU demand crosses a mark (x capacity)."""
+    capacity, arrived, out = len(hosts.gpu_free), 0.0, []
+    for request in pods:
+        gpus = policy.place(request, hosts)
+        if gpus is not None:
+            hosts.allocate(request, gpus)
+        arrived += request.gpus
+        while len(out) < len(marks) and arrived >= marks[len(out)] * capacity:
+            out.append(100.0 * hosts.allocated / capacity)
+        if len(out) == len(marks):
+            return out
+    raise AssertionError("the pod sample ended before the last mark")
+
+
+def test_openb_packing_script_gives_fgd_the_trace_as_target(tmp_path, monkeypatch):
+    import importlib.util
+
+    import pandas as pd
+
+    from tests.conftest import SCENARIOS
+
+    spec = importlib.util.spec_from_file_location("openb_packing", SCENARIOS / "openb_packing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("SIMCLUSTER_DATA", str(TRACES))
+    scenario = simcluster.load_scenario(SCENARIOS / "openb_packing.toml")
+    target = module.with_target(scenario, "fgd", "trace", 1).policy.placement_params["target"]
+    # the 7,064 GPU pods of the default list (1,088 CPU-only pods left out), 24 task types
+    assert sum(t["weight"] for t in target) == 7064 and len(target) == 24
+    assert target[0]["weight"] >= target[-1]["weight"]
+    assert module.with_target(scenario, "best_fit", "trace", 1).policy.placement_params == {}
+    out = tmp_path / "allocation.csv"
+    assert module.main(["--scale", "0.03", "--step", "50", "--policies", "fgd,best_fit",
+                        "--out", str(out)]) == 0
+    curve = pd.read_csv(out)
+    assert list(curve.columns) == ["policy", "arrived_demand_pct", "allocated_pct"]
+    assert set(curve["policy"]) == {"fgd", "best_fit"} and curve["arrived_demand_pct"].max() == 100

@@ -51,9 +51,10 @@ def host_capacity(request: Request, view: ClusterView,
     n_hosts = len(view.host_rack)
     gpus = np.bincount(view.gpu_host[idle], minlength=n_hosts)
     cpus, mem = _per_gpu_share(request, view)
-    # a zero per-GPU need divides by a tiny number: no limit from that resource
-    by_cpu = np.floor(view.host_cpus_free / np.maximum(cpus, _TINY) + _EPS)
-    by_mem = np.floor(view.host_memory_free / np.maximum(mem, _TINY) + _EPS)
+    # a zero per-GPU need divides by a tiny number: no limit from that resource (inf)
+    with np.errstate(over="ignore"):
+        by_cpu = np.floor(view.host_cpus_free / np.maximum(cpus, _TINY) + _EPS)
+        by_mem = np.floor(view.host_memory_free / np.maximum(mem, _TINY) + _EPS)
     return np.minimum(gpus, np.minimum(by_cpu, by_mem)).astype(int)
 
 

@@ -6,12 +6,17 @@ GPU on the busiest host; whole-GPU requests go to the fullest host that fits (th
 baseline of Weng et al., ATC'23).
 
 ``fgd`` is Fragmentation Gradient Descent (Weng et al., "Beware of Fragmentation: Scheduling GPU-
-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC'23): for the observed mix of
-requests (the running and pending jobs'), a host's *fragmentation* is the expected free GPU share
-that a request drawn from the mix cannot use there — all of it if the request cannot fit on the
-host at all, else the free slivers of GPUs smaller than the request's share. FGD places on the
-host and GPUs that least increase that fragmentation. Requests larger than a host fall back to
-``pack``.
+Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC'23, §3.2-§4): for a *target
+workload* (task types weighted by popularity: given as ``target``, e.g. the trace's pods, else
+the running and pending jobs' requests), a host's *fragmentation* is the expected free GPU share
+that a task drawn from it cannot use there: all of the host's free share if the task cannot run
+on the host (too few GPUs with its share free, wrong GPU type, too few free CPUs or memory), else
+the free share of the GPUs that cannot give the task its share (a partly used GPU, for a
+whole-GPU task). FGD places on the host and GPU(s) that least increase that fragmentation.
+Requests larger than a host fall back to ``pack``. (The authors' simulator,
+hkust-adsl/kubernetes-scheduler-simulator, scores the same difference through a sigmoid rounded
+to integer scores and keeps only the most popular task types; we keep the exact difference and
+every task type.)
 
 >>> from simcluster.policies.view import StaticJob, StaticView
 >>> from simcluster.workload.jobs import Request
@@ -26,6 +31,9 @@ host and GPUs that least increase that fragmentation. Requests larger than a hos
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +48,7 @@ from simcluster.policies.placement import (
 from simcluster.policies.view import ClusterView
 from simcluster.workload.jobs import Request
 
-__all__ = ["Fgd", "GpuMilli", "host_fragmentation", "milli"]
+__all__ = ["Fgd", "GpuMilli", "host_fragmentation", "milli", "target_workload"]
 
 _EPS = 1e-9
 
@@ -76,7 +84,41 @@ class GpuMilli:
         return (int(candidates[order[0]]),)
 
 
+def target_workload(requests: Iterable[Request]) -> list[dict[str, Any]]:
+    """The task types of a workload with their popularity (count), most popular first: the
+    ``target`` of :class:`Fgd` (plain mappings, so a scenario's ``placement_params`` can hold
+    them).
+
+    >>> target_workload([Request(0.5), Request(1), Request(0.5)])
+    [{'gpus': 0.5, 'weight': 2}, {'gpus': 1, 'weight': 1}]
+    """
+    out = []
+    for r, n in Counter(requests).most_common():
+        extra = {k: getattr(r, k) for k in ("gpu_type", "cpus_per_gpu", "memory_per_gpu")
+                 if getattr(r, k) is not None}
+        out.append({"gpus": r.gpus, "weight": n, **extra})
+    return out
+
+
+def _target_mix(target: Sequence[Mapping[str, Any]]) -> list[tuple[Request, float]]:
+    known = {"gpus", "weight", "gpu_type", "cpus_per_gpu", "memory_per_gpu"}
+    mix: Counter[Request] = Counter()
+    for item in target:
+        if set(item) - known or not {"gpus", "weight"} <= set(item):
+            raise TypeError(f"target entries need gpus and weight (optional gpu_type, "
+                            f"cpus_per_gpu, memory_per_gpu), got {dict(item)!r}")
+        if not (item["gpus"] > 0 and item["weight"] > 0):
+            raise TypeError(f"target gpus and weight must be > 0, got {dict(item)!r}")
+        mix[Request(**{k: v for k, v in item.items() if k != "weight"})] += item["weight"]
+    total = sum(mix.values())
+    if not total:
+        raise TypeError("target workload is empty")
+    return [(r, w / total) for r, w in mix.items()]
+
+
 def _mix(view: ClusterView, request: Request) -> list[tuple[Request, float]]:
+    """The target workload: the running and pending jobs' requests by popularity (the request
+    being placed alone when there are none)."""
     counts = Counter(j.request for j in (*view.jobs_running, *view.jobs_pending))
     if not counts:
         counts[request] = 1
@@ -84,74 +126,218 @@ def _mix(view: ClusterView, request: Request) -> list[tuple[Request, float]]:
     return [(r, n / total) for r, n in counts.items()]
 
 
+@dataclass(frozen=True)
+class _Hosts:
+    """Hosts as rows: free share of each GPU slot (padding slots: 0 free, type -2), the GPU type
+    id of each slot, free CPUs and memory, and the proportional CPUs / memory per GPU."""
+
+    free: np.ndarray
+    type_id: np.ndarray
+    cpus: np.ndarray
+    mem: np.ndarray
+    cpg: np.ndarray
+    mpg: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Hosts:
+        return _Hosts(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+
+def _task_arrays(tasks: Sequence[Request], type_ids: dict[str, int],
+                 hosts: _Hosts) -> tuple[np.ndarray, ...]:
+    """Per task (columns): share needed on each GPU, GPUs needed, type id (-1: any, -3: a type
+    the cluster lacks), and CPUs / memory needed on each host (rows x tasks)."""
+    share = np.array([r.gpus if r.fractional else 1.0 for r in tasks])
+    count = np.array([1 if r.fractional else r.whole for r in tasks])
+    tid = np.array([-1 if r.gpu_type is None else type_ids.get(r.gpu_type, -3) for r in tasks])
+    cpg = np.array([np.nan if r.cpus_per_gpu is None else r.cpus_per_gpu for r in tasks])
+    mpg = np.array([np.nan if r.memory_per_gpu is None else r.memory_per_gpu for r in tasks])
+    gpus = share * count
+    cpus = gpus * np.where(np.isnan(cpg), hosts.cpg[:, None], cpg)
+    mem = gpus * np.where(np.isnan(mpg), hosts.mpg[:, None], mpg)
+    return share, count, tid, cpus, mem
+
+
+def _fragmentation(hosts: _Hosts, tasks: Sequence[Request],
+                  type_ids: dict[str, int]) -> np.ndarray:
+    """Fragment of each host (rows) for each task (columns), in GPUs (Weng et al., ATC'23, §3.2).
+
+    A host's unallocated GPU share is all fragment for a task it cannot run (not enough GPUs
+    with the task's share free, wrong GPU type, or too few free CPUs or memory); for a task it
+    can run, the fragment is the free share of the GPUs that cannot give the task its share
+    (a partial GPU is a fragment for a whole-GPU task). CPU-only tasks are not in the mix: they
+    would count every free GPU on every host, the same for all placements.
+    """
+    share, count, tid, cpus, mem = _task_arrays(tasks, type_ids, hosts)
+    free = hosts.free[:, None, :]
+    typed = (tid[None, :, None] == -1) | (hosts.type_id[:, None, :] == tid[None, :, None])
+    ok = typed & (free >= share[None, :, None] - _EPS)
+    usable = (free * ok).sum(axis=2)
+    fits = ((ok.sum(axis=2) >= count[None, :])
+            & (hosts.cpus[:, None] + _EPS >= cpus) & (hosts.mem[:, None] + _EPS >= mem))
+    total = hosts.free.sum(axis=1)[:, None]
+    return np.where(fits, total - usable, total)
+
+
 def host_fragmentation(free: np.ndarray, types: tuple[str, ...], cpus_free: float,
-                       cpus_per_gpu: float, mix: list[tuple[Request, float]]) -> float:
+                       cpus_per_gpu: float, mix: list[tuple[Request, float]],
+                       memory_free: float = np.inf, memory_per_gpu: float = 0.0) -> float:
     """Expected free GPU share on one host that a request drawn from ``mix`` cannot use.
 
     Args:
         free: free share of each GPU of the host. types: their types.
-        cpus_free: the host's free cores. cpus_per_gpu: its proportional cores per GPU.
+        cpus_free, memory_free: the host's free cores and memory (bytes).
+        cpus_per_gpu, memory_per_gpu: its proportional cores and memory per GPU.
         mix: (request, probability) pairs.
     """
-    total = float(free.sum())
-    frag = 0.0
-    for req, p in mix:
-        usable = np.array([req.gpu_type in (None, t) for t in types])
-        cpg = cpus_per_gpu if req.cpus_per_gpu is None else req.cpus_per_gpu
-        if req.fractional:
-            ok = usable & (free >= req.gpus - _EPS)
-            fits = ok.any() and cpus_free + _EPS >= req.gpus * cpg
-            unusable = free[~ok].sum() if fits else total
+    names = {t: i for i, t in enumerate(dict.fromkeys(types))}
+    one = np.ones(1)
+    host = _Hosts(np.asarray(free, float)[None, :], np.array([[names[t] for t in types]]),
+                  one * cpus_free, one * memory_free, one * cpus_per_gpu, one * memory_per_gpu)
+    frag = _fragmentation(host, [r for r, _ in mix], names)[0]
+    return float(frag @ np.array([p for _, p in mix]))
+
+
+class _FragTable:
+    """Fragment of every host for every task type seen so far, kept current incrementally: a
+    host's row is recomputed only when its free GPUs, CPUs or memory changed, a task type's
+    column is added when it first appears in the mix."""
+
+    def __init__(self, view: ClusterView) -> None:
+        self.gpu_host = view.gpu_host
+        n_hosts = len(view.host_rack)
+        counts = np.bincount(view.gpu_host, minlength=n_hosts)
+        self.per_host = counts
+        self.slot = np.arange(len(view.gpu_host)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.type_ids = {t: i for i, t in enumerate(dict.fromkeys(view.gpu_types))}
+        type_id = np.full((n_hosts, max(int(counts.max(initial=0)), 1)), -2)
+        type_id[view.gpu_host, self.slot] = [self.type_ids[t] for t in view.gpu_types]
+        self._type_id = type_id
+        self.hosts: _Hosts | None = None
+        self.columns: dict[Request, int] = {}
+        self.table = np.zeros((n_hosts, 0))
+
+    def current(self, view: ClusterView) -> _Hosts:
+        free = np.zeros(self._type_id.shape)
+        free[view.gpu_host, self.slot] = view.gpu_free
+        hosts = _Hosts(free, self._type_id, np.array(view.host_cpus_free, float),
+                       np.array(view.host_memory_free, float),
+                       np.asarray(view.host_cpus_per_gpu, float),
+                       np.asarray(view.host_memory_per_gpu, float))
+        if self.hosts is None:
+            changed = np.arange(len(free))
         else:
-            # a pod never spans hosts (FGD's model): a request larger than this host cannot
-            # use any of it, so all its free share counts as fragmented for that request
-            whole = usable & (free >= 1.0 - _EPS)
-            want = req.whole
-            fits = whole.sum() >= want and cpus_free + _EPS >= want * cpg
-            unusable = free[~whole].sum() if fits else total
-        frag += p * float(unusable)
-    return frag
+            old = self.hosts
+            changed = np.flatnonzero((free != old.free).any(axis=1) | (hosts.cpus != old.cpus)
+                                     | (hosts.mem != old.mem))
+        self.hosts = hosts
+        if len(changed) and self.columns:
+            self.table[changed] = _fragmentation(hosts.take(changed), list(self.columns),
+                                                self.type_ids)
+        return hosts
+
+    def weights(self, mix: list[tuple[Request, float]]) -> np.ndarray:
+        """The mix as a probability per column (adding columns for new task types)."""
+        new = [r for r, _ in mix if r not in self.columns]
+        if new:
+            assert self.hosts is not None
+            self.columns.update({r: len(self.columns) + i for i, r in enumerate(new)})
+            self.table = np.hstack([self.table, _fragmentation(self.hosts, new, self.type_ids)])
+        p = np.zeros(len(self.columns))
+        for r, w in mix:
+            p[self.columns[r]] = w
+        return p
 
 
 @PLACEMENT_POLICIES.register("fgd")
 class Fgd:
     """Fragmentation gradient descent (Weng et al., ATC'23): least growth of expected
-    fragmentation for the observed request mix; ties to the fullest GPU, then lowest index."""
+    fragmentation for the target workload; ties to the fullest host, then lowest index.
 
-    def __init__(self) -> None:
+    Args:
+        target: the target workload, task types with their popularity (§3.2: "the target
+            workload ... can be obtained from historical data"): mappings with ``gpus`` and
+            ``weight`` (any scale), optionally ``gpu_type``, ``cpus_per_gpu``,
+            ``memory_per_gpu`` (see :func:`target_workload`). None: the running and pending
+            jobs' requests, by count (the request being placed if there are none).
+
+    The per-host, per-task-type fragments are kept in a table updated only for the hosts that
+    changed since the last call (same answers as recomputing; the cost of a placement is the
+    candidate hosts' distinct after-states times the task types, not GPUs x pods).
+    """
+
+    def __init__(self, target: Sequence[Mapping[str, Any]] | None = None) -> None:
         self._pack = Pack()
+        self._table: _FragTable | None = None
+        self._target = None if target is None else _target_mix(target)
 
     def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
-        per_host = np.bincount(view.gpu_host, minlength=len(view.host_rack))
-        if not request.fractional and request.whole > per_host.max(initial=0):
+        if self._table is None or self._table.gpu_host is not view.gpu_host:
+            self._table = _FragTable(view)
+        table = self._table
+        if not request.fractional and request.whole > table.per_host.max(initial=0):
             return self._pack.place(request, view)
-        mix = _mix(view, request)
-        cpus, _ = _per_gpu_share(request, view)
-        best: tuple[float, float, int] | None = None
-        choice: tuple[int, ...] | None = None
+        hosts = table.current(view)
+        options, host_of, after = _options(request, view, hosts, table)
+        if not len(options):
+            return None
+        grow = _growth(table, self._target or _mix(view, request), host_of, after)
+        fullness = np.round(after.free.sum(axis=1), 9)
+        best = int(np.lexsort((options, fullness, np.round(grow, 9)))[0])
         if request.fractional:
-            options = [(int(g),) for g in _fractional_candidates(request, view)]
-        else:
-            capacity = host_capacity(request, view)
-            options = [_take(request, view, [int(h)], {int(h): request.whole})
-                       for h in np.flatnonzero(capacity >= request.whole)]
-        share = request.gpus if request.fractional else 1.0
-        cache: dict[int, float] = {}
-        for gpus in options:
-            h = int(view.gpu_host[gpus[0]])
-            members = np.flatnonzero(view.gpu_host == h)
-            free = view.gpu_free[members].astype(float)
-            types = tuple(view.gpu_types[g] for g in members)
-            cpg = float(view.host_cpus_per_gpu[h])
-            if h not in cache:
-                cache[h] = host_fragmentation(free, types, float(view.host_cpus_free[h]), cpg,
-                                              mix)
-            after = free.copy()
-            after[np.searchsorted(members, gpus)] -= share
-            used_cpus = share * len(gpus) * float(cpus[h])
-            grow = host_fragmentation(after, types, float(view.host_cpus_free[h]) - used_cpus,
-                                      cpg, mix) - cache[h]
-            key = (round(grow, 9), float(after.sum()), gpus[0])
-            if best is None or key < best:
-                best, choice = key, gpus
-        return choice
+            return (int(options[best]),)
+        h = int(options[best])
+        return _take(request, view, [h], {h: request.whole})
+
+
+def _options(request: Request, view: ClusterView, hosts: _Hosts,
+             table: _FragTable) -> tuple[np.ndarray, np.ndarray, _Hosts]:
+    """Candidates (GPUs for a fractional request, else hosts), their hosts, and each host's
+    state after placing the request there (a whole-GPU request takes the lowest idle GPUs of
+    its type, as :func:`_take` does)."""
+    cpus, mem = _per_gpu_share(request, view)
+    if request.fractional:
+        options = _fractional_candidates(request, view)
+        host_of = view.gpu_host[options]
+        after = hosts.take(host_of)
+        after.free[np.arange(len(options)), table.slot[options]] -= request.gpus
+    else:
+        options = np.flatnonzero(host_capacity(request, view) >= request.whole)
+        host_of = options
+        after = hosts.take(host_of)
+        idle = (after.free >= 1.0 - _EPS) & _typed(after.type_id, request, table.type_ids)
+        after.free[idle & (np.cumsum(idle, axis=1) <= request.whole)] -= 1.0
+    gpus = request.gpus if request.fractional else float(request.whole)
+    after.cpus[:] -= gpus * cpus[host_of]
+    after.mem[:] -= gpus * mem[host_of]
+    return options, host_of, after
+
+
+def _growth(table: _FragTable, mix: list[tuple[Request, float]], host_of: np.ndarray,
+            after: _Hosts) -> np.ndarray:
+    """Expected fragmentation after each option minus its host's before (the FGD score)."""
+    p = table.weights(mix)
+    active = np.flatnonzero(p)
+    tasks = list(table.columns)
+    before = table.table[host_of][:, active] @ p[active]
+    return _distinct_fragmentation(after, [tasks[k] for k in active],
+                                   table.type_ids) @ p[active] - before
+
+
+def _distinct_fragmentation(after: _Hosts, tasks: list[Request],
+                            type_ids: dict[str, int]) -> np.ndarray:
+    """:func:`_fragmentation` of each row, computed once per distinct host state (idle hosts
+    of one kind, and hosts that differ only in GPU order, share one computation)."""
+    order = np.argsort(after.free, axis=1, kind="stable")
+    free = np.take_along_axis(after.free, order, axis=1)
+    tid = np.take_along_axis(after.type_id, order, axis=1)
+    key = np.hstack([free, tid, np.column_stack([after.cpus, after.mem, after.cpg, after.mpg])])
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    distinct = after.take(first)
+    return _fragmentation(distinct, tasks, type_ids)[inverse.reshape(-1)]
+
+
+def _typed(type_id: np.ndarray, request: Request, type_ids: dict[str, int]) -> np.ndarray:
+    """Slots of the request's GPU type (all real slots if it names none)."""
+    if request.gpu_type is None:
+        return type_id >= 0
+    return type_id == type_ids.get(request.gpu_type, -3)
