@@ -110,3 +110,17 @@ def test_one_type_fast_path_equals_the_typed_walk():
         skipped += sum(p.request.gpus for p in pending) <= sum(gpu_free)
     assert stopped > 30  # the walks did stop jobs, often
     assert skipped > 30  # and the shortcut was taken, often
+
+
+def test_tracked_queues_give_the_same_run_as_scanning(monkeypatch):
+    """The engine's start/stop reports (a heap of threshold crossings) change the cost of a
+    pass, not its decisions: the same run with the policy left to scan the running jobs."""
+    scenario = heavy_tailed("las", {"thresholds": [300.0, 3000.0], "starvation_factor": 2.0},
+                            n=200)
+    tracked = simcluster.run(scenario, check=True)
+    monkeypatch.setattr(Las, "on_start", lambda self, job: None)
+    monkeypatch.setattr(Las, "on_stop", lambda self, job: None)
+    scanned = simcluster.run(scenario, check=True)
+    assert tracked.summary()["preemptions"] > 10
+    cols = ["job_id", "state", "start_s", "end_s", "preemptions", "gpu_hours"]
+    assert tracked.jobs[cols].equals(scanned.jobs[cols])

@@ -58,6 +58,9 @@ class Scheduler:
                  speeds: Callable[[str, str], float] | None = None) -> None:
         self.sim = sim
         self.queue_policy = queue_policy
+        # optional notifications (QueuePolicy.on_start/on_stop); a duck-typed policy may lack them
+        self._on_start = getattr(queue_policy, "on_start", None) or (lambda _h: None)
+        self._on_stop = getattr(queue_policy, "on_stop", None) or (lambda _h: None)
         self.placement_policy = placement_policy
         self.admission_policy = admission_policy
         self.checkpoint_on_preempt = checkpoint_on_preempt
@@ -153,6 +156,7 @@ class Scheduler:
             return
         if job.state == "running" and job.process is not None and job.process.is_alive:
             handle.stopping, handle.stop_at = True, self.sim.env.now
+            self._on_stop(handle)
             if self.sim.events is not None:  # ``why``: who asked, for the event log
                 if why is None:
                     why = (f"by queue policy {self.sim.scenario.policy.queue}"
@@ -330,6 +334,7 @@ class Scheduler:
         handle.run_start, handle.kept_at_start, handle.restart_s = sim.env.now, job.kept, restart
         handle.queued_since, handle.stopping = None, False
         handle.lost_gpu_s += restart * job.allocation.gpu_equivalents
+        self._on_start(handle)
         if sim.events is not None:
             hosts = ", ".join(self.sim.topology.hosts[h] for h in job.allocation.hosts)
             sim.events.add(sim.env.now, "start", job.spec.id, tuple(job.allocation.gpus),
@@ -379,6 +384,7 @@ class Scheduler:
         self.busy_w -= sim.busy_power(job)
         sim.cluster.release(job.allocation)
         del self.running[job.spec.id]
+        self._on_stop(handle)
         job.process = None
         now = sim.env.now
         handle.executed_before += now - (handle.run_start if handle.run_start is not None

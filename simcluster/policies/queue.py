@@ -15,6 +15,9 @@ name in :data:`QUEUE_POLICIES`. The optional parts of the interface (see :class:
 - ``next_event(view) -> float | None``: the next time (s) at which the policy's decisions may
   change without any other event (a LAS threshold crossing, a lease expiry); the scheduler runs a
   pass then, as one scheduled event.
+- ``on_start(job)``, ``on_stop(job)``: the engine reports every start and every stop (from the
+  moment a stop is asked). A policy may keep incremental state from them to avoid a scan of the
+  running jobs on every pass; its decisions must be the same as without them (LAS does this).
 
 >>> from simcluster.policies.view import StaticJob
 >>> a, b = StaticJob(1, submit_s=5.0), StaticJob(2, submit_s=3.0, ideal_s=9e3)
@@ -66,6 +69,12 @@ class QueuePolicy:
     def next_event(self, view: ClusterView) -> float | None:
         """When decisions may next change on their own (never by default)."""
         return None
+
+    def on_start(self, job: JobView) -> None:
+        """A job started running (nothing to do by default)."""
+
+    def on_stop(self, job: JobView) -> None:
+        """A running job is stopping or has ended (nothing to do by default)."""
 
 
 class Estimates:

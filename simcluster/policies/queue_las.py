@@ -10,7 +10,11 @@ is promoted to queue 0 and its attained service is counted from zero again (Tire
 STARVELIMIT rule).
 
 Threshold crossings are the policy's timers: :meth:`Las.next_event` gives the next time a running
-job changes queue or a waiting job is promoted, and the scheduler runs one pass then.
+job changes queue or a waiting job is promoted, and the scheduler runs one pass then. In the
+engine, :meth:`Las.on_start` and :meth:`Las.on_stop` keep each running job's queue in a heap of
+crossing times (:class:`_Levels`), so a pass costs O(pending + crossings), not O(running): a
+full-trace replay has ~600 running jobs and ~10^5 passes. Given only a view (no notifications),
+the policy computes the same answers from the running jobs themselves.
 
 >>> from simcluster.policies.view import StaticJob
 >>> las = Las(thresholds=[100.0, 1000.0])
@@ -20,6 +24,7 @@ job changes queue or a waiting job is promoted, and the scheduler runs one pass 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 from simcluster.policies.preemption import ideal_set_victims, lease_expiry
@@ -29,6 +34,80 @@ from simcluster.policies.view import ClusterView, JobView
 __all__ = ["Las"]
 
 _EPS = 1e-9
+_MARGIN = 1e-3  # s: crossings this close are checked with the exact test (rounding of times)
+
+
+class _Levels:
+    """The queue of every running job, advanced by a heap of threshold-crossing times.
+
+    A running job's attained service grows at its GPU-equivalents per second, so the time it
+    crosses each threshold is known when it starts. :meth:`advance` pops the crossings due by
+    ``now`` (and those within ``_MARGIN`` of it) and moves a job down a queue only when the exact
+    test of :meth:`Las.queue` says so; a crossing more than ``_MARGIN`` away cannot have happened,
+    so the levels equal :meth:`Las.queue` at every pass.
+    """
+
+    def __init__(self, las: Las) -> None:
+        self.las = las
+        # id -> [job, run start, queue, attained at the start, GPU-equivalents]
+        self.jobs: dict[int, list] = {}
+        self.count = [0] * (len(las.thresholds) + 1)  # running jobs per queue
+        self.heap: list[tuple[float, int, float]] = []  # (crossing time, id, run start)
+
+    def start(self, job: JobView) -> None:
+        self.stop(job)
+        if job.run_start_s is None:
+            return
+        request = job.request
+        rate = len(job.gpus) * (request.gpus if request.fractional else 1.0)
+        level = self.las.queue(job)
+        self.jobs[job.id] = [job, job.run_start_s, level, self.las.attained(job), rate]
+        self.count[level] += 1
+        self._push(job.id)
+
+    def stop(self, job: JobView) -> None:
+        entry = self.jobs.pop(job.id, None)
+        if entry is not None:
+            self.count[entry[2]] -= 1
+
+    def _push(self, job_id: int) -> None:
+        _, start, level, attained, rate = self.jobs[job_id]
+        if level < len(self.las.thresholds) and rate > 0:
+            when = start + (self.las.thresholds[level] - attained) / rate
+            heapq.heappush(self.heap, (when, job_id, start))
+
+    def advance(self, now: float) -> None:
+        """Move every job whose attained service has reached its next threshold."""
+        heap, near = self.heap, []
+        while heap and heap[0][0] <= now + _MARGIN:
+            item = heapq.heappop(heap)
+            entry = self.jobs.get(item[1])
+            if entry is None or entry[1] != item[2]:
+                continue  # stopped (or restarted) since
+            if self.las.queue(entry[0]) > entry[2]:
+                self.count[entry[2]] -= 1
+                entry[2] += 1
+                self.count[entry[2]] += 1
+                self._push(item[1])
+            else:
+                near.append(item)  # due within the margin, not yet crossed
+        for item in near:
+            heapq.heappush(heap, item)
+
+    def worst(self) -> int:
+        """The worst (highest) queue of a running job, -1 with none running."""
+        return next((q for q in range(len(self.count) - 1, -1, -1) if self.count[q]), -1)
+
+    def next_crossing(self) -> float | None:
+        """The earliest pending threshold crossing of a running job."""
+        heap = self.heap
+        while heap and ((e := self.jobs.get(heap[0][1])) is None or e[1] != heap[0][2]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def queue(self, job_id: int) -> int | None:
+        entry = self.jobs.get(job_id)
+        return None if entry is None else entry[2]
 
 
 @QUEUE_POLICIES.register("las")
@@ -59,6 +138,16 @@ class Las(QueuePolicy):
         self.preemptive = _flag("preempt", preempt)
         self.min_run_s = _nonneg("min_run_s", min_run_s)
         self._offset: dict[int, float] = {}  # attained service forgiven by promotions
+        self._levels: _Levels | None = None  # running jobs' queues, once the engine reports
+
+    def on_start(self, job: JobView) -> None:
+        if self._levels is None:
+            self._levels = _Levels(self)
+        self._levels.start(job)
+
+    def on_stop(self, job: JobView) -> None:
+        if self._levels is not None:
+            self._levels.stop(job)
 
     def attained(self, job: JobView) -> float:
         """Attained GPU-seconds since the job's last promotion."""
@@ -86,26 +175,43 @@ class Las(QueuePolicy):
             due = self._starving_at(job)
             if due is not None and view.now >= due - _EPS:
                 self._offset[job.id] = job.attained_gpu_s
-        return (self.queue(job), job.submit_s, job.id)
+        level = None if self._levels is None else self._levels.queue(job.id)
+        return (self.queue(job) if level is None else level, job.submit_s, job.id)
+
+    def _tracked(self, view: ClusterView) -> _Levels | None:
+        """The running jobs' queues as of now, if the engine reports starts and stops."""
+        if self._levels is not None:
+            self._levels.advance(view.now)
+        return self._levels
 
     def preempt(self, view: ClusterView) -> list[int]:
         self._promote(view)
-        if not self.preemptive or not view.jobs_pending:
+        pending = view.jobs_pending
+        if not self.preemptive or not pending:
             return []
         # only a pending job of a better queue may preempt: when none is better than the
         # worst running job, the ideal set stops nobody (exact; skips the O(R + P) walk)
-        best = min(self.queue(p) for p in view.jobs_pending)
-        if all(self.queue(r) <= best for r in view.jobs_running):
+        best = min(self.queue(p) for p in pending)
+        levels = self._tracked(view)
+        if levels is not None:
+            if levels.worst() <= best:
+                return []
+        elif all(self.queue(r) <= best for r in view.jobs_running):
             return []
         return ideal_set_victims(view, self.key, min_run_s=self.min_run_s,
-                                 may_preempt=lambda p, r: self.queue(p) < self.queue(r))
+                                 may_preempt=lambda p, r: self.key(p)[0] < self.key(r)[0])
 
     def next_event(self, view: ClusterView) -> float | None:
         if not view.jobs_pending:
             return None
         now = view.now
         times = []
-        for job in view.jobs_running:
+        levels = self._tracked(view)
+        crossing = None if levels is None else levels.next_crossing()
+        if crossing is not None and crossing > now + _MARGIN:
+            times.append(crossing)  # every other crossing is later
+        for job in (() if levels is not None and (crossing is None or crossing > now + _MARGIN)
+                    else view.jobs_running):  # without reports, or a crossing due about now
             rate = job.request.gpus
             above = [t for t in self.thresholds if t > self.attained(job) + _EPS]
             if above and rate > 0:
