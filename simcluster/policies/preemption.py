@@ -162,20 +162,23 @@ def _one_type(running: list[JobView], pending: list[JobView], now: float,
     """:func:`ideal_set_victims` on a cluster of one GPU type, with GPU counts as floats and
     each job's key computed once (same result, a fraction of the cost on big queues)."""
     held = fixed = 0.0
-    candidates: list[JobView] = []
-    for r in running:
-        g = r.request.gpus
-        held += g
-        if preemptible(r, now, min_run_s):
-            candidates.append(r)
-        else:
-            fixed += g
+    if min_run_s <= 0:  # every running job may be stopped
+        candidates = running
+        held = sum(r.request.gpus for r in running)
+    else:
+        candidates = []
+        for r in running:
+            g = r.request.gpus
+            held += g
+            if preemptible(r, now, min_run_s):
+                candidates.append(r)
+            else:
+                fixed += g
     free, budget = total - held, total - fixed
-    ranked = sorted(((key(j), i, j) for i, j in enumerate([*candidates, *pending])),
-                    key=lambda e: (e[0], e[1]))
+    ranked = sorted([*candidates, *pending], key=key)  # stable: ties keep this order
     keep: set[int] = set()
     chosen: list[JobView] = []
-    for _, _, job in ranked:
+    for job in ranked:
         need = job.request.gpus
         if job.request.gpu_type not in (None, only) or budget + _EPS < need:
             continue
@@ -184,7 +187,7 @@ def _one_type(running: list[JobView], pending: list[JobView], now: float,
             keep.add(job.id)
         else:
             chosen.append(job)
-    spare = [j for _, _, j in reversed(ranked) if j.run_start_s is not None and j.id not in keep]
+    spare = [j for j in reversed(ranked) if j.run_start_s is not None and j.id not in keep]
     victims: list[int] = []
     taken: set[int] = set()
     for p in chosen:
