@@ -146,6 +146,8 @@ class NodeSpec:
         host_memory_bytes: host DRAM.
         max_power_w: system maximum power, W (whole server, GPUs included).
         nvlink_latency_s: one NVLink hop's latency (GPU to NVSwitch), s.
+        cores: the node's CPU cores when given apart from its CPU model (a node list's
+            figure, e.g. openb's ``cpu_milli`` / 1000); None: ``sockets`` x the CPU's cores.
     """
 
     name: str
@@ -162,11 +164,12 @@ class NodeSpec:
     nvlink_latency_s: float
     source: str = ""
     extra: dict[str, float] = field(default_factory=dict, compare=False)
+    cores: float | None = None
 
     @property
-    def cpu_cores(self) -> int:
+    def cpu_cores(self) -> float:
         """Total CPU cores of the node."""
-        return CPUS.get(self.cpu).cores * self.sockets
+        return CPUS.get(self.cpu).cores * self.sockets if self.cores is None else self.cores
 
     @property
     def host_power_w(self) -> float:

@@ -169,11 +169,28 @@ class CostConfig(_Model):
 
 
 class PoolConfig(_Model):
-    """One ``[[cluster.pools]]`` entry: nodes of one GPU type in a mixed cluster."""
+    """One ``[[cluster.pools]]`` entry: nodes of one GPU type in a mixed cluster.
+
+    Attributes:
+        gpu: GPU catalog name; the node spec of that generation supplies the rest.
+        nodes: number of nodes.
+        gpus_per_node: GPUs per node, if not the node spec's.
+        cpus: CPU cores per node, if not the node spec's (a node list's figure).
+        memory_gib: host memory per node in GiB, if not the node spec's.
+        label: what the nodes are called where they came from (a node list's GPU model, e.g.
+            openb's ``T4``), kept so that pools of different models stay apart; not used to
+            build the cluster.
+
+    >>> PoolConfig(gpu="A100-40GB", nodes=2, cpus=64, memory_gib=256).memory_gib
+    256.0
+    """
 
     gpu: str
     nodes: int = Field(ge=1, le=MAX_NODES)
     gpus_per_node: int | None = Field(None, ge=1, le=MAX_GPUS_PER_NODE)
+    cpus: float | None = Field(None, gt=0)
+    memory_gib: float | None = Field(None, gt=0)
+    label: str | None = None
 
     _gpu = field_validator("gpu")(lambda v, info: _check_name("GPU", v, info))
 

@@ -14,7 +14,7 @@ import csv
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -63,7 +63,7 @@ def _known_gpus(mapping: dict[str, str], info: ValidationInfo) -> dict[str, str]
         _known("GPU", value, info)
     return mapping
 
-__all__ = ["DATA_ENV", "NodesFrom", "TraceConfig", "TraceTransforms", "data_dir",
+__all__ = ["DATA_ENV", "Node", "NodesFrom", "TraceConfig", "TraceTransforms", "data_dir",
            "expand_nodes_from", "read_nodes", "resolve_data_path"]
 
 DATA_ENV = "SIMCLUSTER_DATA"
@@ -181,6 +181,11 @@ class NodesFrom(_Model):
             catalog holds datacenter parts; T4/P100/V100 stand-ins keep the node's GPU count).
         gpu_types: trace GPU type -> GPU catalog name.
         scale: fraction of the nodes of each kind to keep (rounded, at least one per kind).
+
+    Nodes of one kind share GPU model, GPU count, CPU cores and memory; each kind becomes a
+    pool with the list's CPU cores and memory (openb ``cpu_milli``, ``memory_mib``; PAI
+    ``cap_cpu``, ``cap_mem``), which bind when the workload asks for CPUs and memory
+    (``[workload.trace] host_resources = true``).
     """
 
     format: Literal["openb_nodes", "pai_machines"]
@@ -201,10 +206,58 @@ _NODE_COLUMNS = {
     # alibaba/clusterdata cluster-trace-gpu-v2020 pai_machine_spec.header
     "pai_machines": ("machine", "gpu_type", "cap_cpu", "cap_mem", "cap_gpu"),
 }
+# (name, GPUs, GPU model, CPU, memory) columns and the CPU and memory units in cores and GiB:
+# openb cpu_milli is milli-cores and memory_mib MiB (Weng et al.'s trace README); PAI cap_cpu
+# is cores and cap_mem "GB of main memory" (cluster-trace-gpu-v2020/README.md), read as GiB as
+# the PAI task loader reads plan_mem (DESIGN.md convention 7: vendors' GB of memory are GiB).
+_NODE_FIELDS = {
+    "openb_nodes": ("sn", "gpu", "model", "cpu_milli", "memory_mib", 1e-3, 1 / 1024),
+    "pai_machines": ("machine", "cap_gpu", "gpu_type", "cap_cpu", "cap_mem", 1.0, 1.0),
+}
 
 
-def read_nodes(format: str, path: str | Path) -> list[tuple[str, str, int]]:
-    """(name, GPU type, GPUs) of every GPU node in a node list (CPU-only nodes left out).
+class Node(NamedTuple):
+    """One GPU node of a node list: name, GPU model (as the list names it), GPUs, CPU cores
+    and host memory in GiB (None where the list leaves them empty)."""
+
+    name: str
+    gpu_type: str
+    gpus: int
+    cpus: float | None
+    memory_gib: float | None
+
+
+def _whole(path: Path, lineno: int, row: dict[str, str], col: str) -> int:
+    value = _number(path, lineno, row, col)
+    if value is None or value < 0 or value != int(value):
+        raise ValueError(f"{path}:{lineno}: column {col!r}: expected a whole number >= 0, "
+                         f"got {row.get(col)!r}")
+    return int(value)
+
+
+def _number(path: Path, lineno: int, row: dict[str, str], col: str) -> float | None:
+    """Column ``col`` as a number; None if the row has no such column or leaves it empty."""
+    text = (row.get(col) or "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{path}:{lineno}: column {col!r}: expected a number, "
+                         f"got {text!r}") from None
+
+
+def _positive(path: Path, lineno: int, row: dict[str, str], col: str,
+              unit: float) -> float | None:
+    value = _number(path, lineno, row, col)
+    if value is not None and not value > 0:
+        raise ValueError(f"{path}:{lineno}: column {col!r}: expected a number > 0, "
+                         f"got {row[col]!r}")
+    return None if value is None else value * unit
+
+
+def read_nodes(format: str, path: str | Path) -> list[Node]:
+    """The GPU nodes of a node list (CPU-only nodes left out), in file order.
 
     Raises:
         ValueError: unknown format, missing file or a malformed row (file and line given).
@@ -216,15 +269,11 @@ def read_nodes(format: str, path: str | Path) -> list[tuple[str, str, int]]:
     if not path.is_file():
         raise ValueError(f"{path}: node list not found (paths are relative to the data "
                          f"directory: --data-dir or ${DATA_ENV}, default ./data)")
-    name_col, gpu_col, type_col = (("sn", "gpu", "model") if format == "openb_nodes"
-                                   else ("machine", "cap_gpu", "gpu_type"))
+    name_col, gpu_col, type_col, cpu_col, mem_col, cpu_unit, mem_unit = _NODE_FIELDS[format]
     nodes = []
     with path.open(newline="") as handle:
-        rows = csv.reader(handle)
         header = list(_NODE_COLUMNS[format])
-        lineno = 0
-        for values in rows:
-            lineno += 1
+        for lineno, values in enumerate(csv.reader(handle), start=1):
             if format == "openb_nodes" and lineno == 1:
                 header = [v.strip() for v in values]
                 continue
@@ -233,26 +282,21 @@ def read_nodes(format: str, path: str | Path) -> list[tuple[str, str, int]]:
             row = dict(zip(header, values, strict=False))
             if gpu_col not in row:
                 raise ValueError(f"{path}:{lineno}: missing column {gpu_col!r}")
-            try:
-                gpus = float(row[gpu_col])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: column {gpu_col!r}: expected a number, "
-                                 f"got {row[gpu_col]!r}") from None
-            if gpus < 0 or gpus != int(gpus):
-                raise ValueError(f"{path}:{lineno}: column {gpu_col!r}: expected a whole "
-                                 f"number >= 0, got {row[gpu_col]!r}")
+            gpus = _whole(path, lineno, row, gpu_col)
             if gpus > 0:
-                nodes.append((row.get(name_col, str(lineno)), row.get(type_col, "") or "?",
-                              int(gpus)))
+                nodes.append(Node(row.get(name_col, str(lineno)), row.get(type_col, "") or "?",
+                                  gpus, _positive(path, lineno, row, cpu_col, cpu_unit),
+                                  _positive(path, lineno, row, mem_col, mem_unit)))
     return nodes
 
 
 def expand_nodes_from(cls: type, data: Any) -> Any:
     """Before-validator of ``[cluster]``: turn ``nodes_from`` into ``pools``.
 
-    Nodes are grouped by (GPU type, GPUs per node); each group becomes one pool of the GPU
-    catalog type that ``gpu_types`` maps it to (else ``gpu``). The pools are what the resolved
-    scenario records.
+    Nodes are grouped by (GPU model, GPUs per node, CPU cores, memory); each group becomes one
+    pool of the GPU catalog type that ``gpu_types`` maps its model to (else ``gpu``), with the
+    group's CPU cores and memory and the model as its ``label`` (so models that map to one
+    catalog GPU stay apart). The pools are what the resolved scenario records.
     """
     if not isinstance(data, dict) or data.get("nodes_from") is None:
         return data
@@ -261,7 +305,24 @@ def expand_nodes_from(cls: type, data: Any) -> Any:
     spec = data["nodes_from"]
     source = spec if isinstance(spec, NodesFrom) else NodesFrom.model_validate(spec)
     nodes = read_nodes(source.format, resolve_data_path(source.path))
-    groups = Counter((source.gpu_types.get(kind, source.gpu), gpus) for _, kind, gpus in nodes)
-    pools = [{"gpu": gpu, "nodes": max(1, round(count * source.scale)), "gpus_per_node": gpus}
-             for (gpu, gpus), count in sorted(groups.items())]
+    groups = Counter((n.gpu_type, n.gpus, n.cpus, n.memory_gib) for n in nodes)
+    pools = [_pool(source, kind, gpus, cpus, mem, count)
+             for (kind, gpus, cpus, mem), count in sorted(groups.items(), key=_group_order)]
     return {**data, "pools": pools, "nodes_from": source}
+
+
+def _group_order(item: tuple[tuple, int]) -> tuple:
+    (kind, gpus, cpus, mem), _ = item
+    return kind, gpus, cpus or 0.0, mem or 0.0
+
+
+def _pool(source: NodesFrom, kind: str, gpus: int, cpus: float | None, mem: float | None,
+          count: int) -> dict[str, Any]:
+    pool: dict[str, Any] = {"gpu": source.gpu_types.get(kind, source.gpu),
+                            "nodes": max(1, round(count * source.scale)),
+                            "gpus_per_node": gpus, "label": kind}
+    if cpus is not None:
+        pool["cpus"] = cpus
+    if mem is not None:
+        pool["memory_gib"] = mem
+    return pool

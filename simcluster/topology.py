@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from types import MappingProxyType
 
@@ -42,10 +42,11 @@ from simcluster.errors import UserError
 from simcluster.hardware import GPUS, NICS, NICSpec, NodeSpec, StorageSpec, nic, node_spec, storage
 from simcluster.registry import Registry
 from simcluster.routing import Route, Router
+from simcluster.scenario import PoolConfig
 
 __all__ = ["FABRICS", "LINK_KINDS", "NODE_KINDS", "PCIE_BANDWIDTH", "Route", "Router", "Topology",
            "bisection_bandwidth", "describe", "fat_tree", "gpu_cluster", "pcie_bandwidth",
-           "per_node_bandwidth", "single_node"]
+           "per_node_bandwidth", "pool_spec", "single_node"]
 
 NODE_KINDS = ("gpu", "host", "nic", "nvswitch", "leaf", "spine", "core", "storage")
 LINK_KINDS = ("nvlink", "pcie", "network", "storage")
@@ -120,6 +121,31 @@ class Topology:
         """Graph node counts by kind, every kind of :data:`NODE_KINDS` present (maybe 0)."""
         tally = Counter(kind for _, kind in self.graph.nodes(data="kind"))
         return {kind: tally.get(kind, 0) for kind in NODE_KINDS}
+
+
+def pool_spec(pool: PoolConfig) -> NodeSpec:
+    """The server of one ``[[cluster.pools]]`` entry: its GPU generation's node spec with the
+    pool's GPUs per node (NICs capped to match), CPU cores and host memory where given.
+
+    >>> spec = pool_spec(PoolConfig(gpu="A100-40GB", nodes=1, gpus_per_node=2, cpus=64,
+    ...                             memory_gib=256))
+    >>> spec.name, spec.gpus_per_node, spec.nics, spec.cpu_cores, spec.host_memory_bytes / 2**30
+    ('DGX-A100-40GB/2gpu/64cpu/256GiB', 2, 2, 64.0, 256.0)
+    """
+    spec = node_spec(pool.gpu)
+    name = spec.name
+    changes: dict[str, object] = {}
+    if pool.gpus_per_node is not None:
+        g = pool.gpus_per_node
+        name += f"/{g}gpu"
+        changes.update(gpus_per_node=g, nics=min(spec.nics, g))
+    if pool.cpus is not None:
+        name += f"/{pool.cpus:g}cpu"
+        changes["cores"] = float(pool.cpus)
+    if pool.memory_gib is not None:
+        name += f"/{pool.memory_gib:g}GiB"
+        changes["host_memory_bytes"] = pool.memory_gib * 2.0**30
+    return replace(spec, name=name, **changes) if changes else spec
 
 
 def pcie_bandwidth(spec: NodeSpec) -> float:

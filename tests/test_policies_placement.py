@@ -3,6 +3,7 @@ test_placement.py), and admission policies."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import simcluster
@@ -51,6 +52,23 @@ def test_random_is_reproducible_and_valid():
     assert a.place(Request(7), view) is None
     with pytest.raises(TypeError):
         Random()
+
+
+def test_random_whole_gpu_choice_is_uniform_over_what_each_host_offers():
+    # hosts of 4, 4 and 2 idle GPUs whose free CPUs allow 2, 4 and 1 GPUs of 8 cores each: a
+    # host offers a uniformly random subset of its idle GPUs of that size, and the request
+    # takes a uniform subset of all offered slots, so P(g) = cap/idle x need/sum(cap)
+    view = StaticView([4, 4, 2], gpu_free=[F] * 10, cpus_free=[16.0, 32.0, 8.0])
+    policy, request = Random(Streams(3).get("policy/placement")), Request(3, cpus_per_gpu=8.0)
+    trials, counts = 6000, np.zeros(10)
+    for _ in range(trials):
+        picked = policy.place(request, view)
+        per_host = np.bincount(view.gpu_host[list(picked)], minlength=3)
+        assert len(set(picked)) == 3 and (per_host <= [2, 4, 1]).all(), picked
+        counts[list(picked)] += 1
+    expected = np.array([2 / 4] * 4 + [1.0] * 4 + [1 / 2] * 2) * 3 / 7
+    sd = np.sqrt(expected * (1 - expected) / trials)
+    assert (np.abs(counts / trials - expected) < 5 * sd).all(), (counts / trials, expected)
 
 
 def test_topology_aware_balances_rails_and_stays_in_a_rack():

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import csv
+import importlib.util
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import simcluster
-from simcluster.policies.placement import BestFit, Random
+from simcluster.experiment.packing import allocation_curve
 from simcluster.policies.sharing import Fgd, GpuMilli, host_fragmentation, milli, target_workload
 from simcluster.policies.view import StaticJob, StaticView, TypeMasks
 from simcluster.workload.jobs import Request
-from simcluster.workload.traces import read_trace
-from tests.conftest import TRACES
+from tests.conftest import SCENARIOS, TRACES
 
 OPENB = TRACES / "alibaba_pai_v2023_openb"
 
@@ -106,26 +106,32 @@ def test_fgd_target_workload_steers_placement():
         Fgd(target=[{"gpus": 1}])
 
 
-def test_openb_ranking_fgd_over_best_fit_over_random_with_cpus():
+def test_openb_ranking_fgd_over_best_fit_over_random_with_cpus(monkeypatch):
     """Weng et al., ATC'23 Fig. 9 (default openb trace): as arrived GPU demand passes 100%,
-    FGD allocates more GPUs than best fit, and best fit more than random. A 10% sample of the
-    openb GPU nodes (every tenth row: 121 nodes, 626 GPUs, with their CPUs) and openb pods drawn
-    with replacement (their GPU share and CPUs); pods arrive once and fail if they do not fit."""
-    rows = list(csv.DictReader((OPENB / "openb_node_list_gpu_node.csv").open()))[::10]
-    nodes = [(int(r["gpu"]), float(r["cpu_milli"]) / 1000.0) for r in rows]
-    pods = [j.request for j in read_trace("openb_pods", OPENB / "openb_pod_list_default.csv",
-                                          host_resources=True)]
-    rng = np.random.default_rng(0)
-    capacity = sum(g for g, _ in nodes)
-    sample = [pods[i] for i in rng.integers(0, len(pods), size=2 * capacity)]
-    policies = {"fgd": Fgd(target=target_workload(pods)), "best_fit": BestFit(),
-                "random": Random(np.random.default_rng(0))}
-    curves = {name: allocation(policy, OpenbHosts(nodes), sample, (0.9, 1.0, 1.1, 1.3))
-              for name, policy in policies.items()}
-    fgd, best_fit, random = (np.array(curves[k]) for k in ("fgd", "best_fit", "random"))
+    FGD allocates more GPUs than best fit, and best fit more than random. The committed
+    scenario (scenarios/openb_packing.toml: the nodes' CPUs and memory, the pods' requests) on
+    a 10% sample of each kind of openb node (121 nodes, 626 GPUs), through its script's public
+    path: pods drawn with replacement arrive once and fail if they do not fit."""
+    monkeypatch.setenv("SIMCLUSTER_DATA", str(TRACES))
+    module = _openb_script()
+    scenario = simcluster.load_scenario(SCENARIOS / "openb_packing.toml",
+                                        ["cluster.nodes_from.scale=0.1"])
+    curve = pd.concat([allocation_curve(module.with_target(scenario, name, "trace", 1), [name],
+                                        step=0.1, seed=1)
+                       for name in ("fgd", "best_fit", "random")])
+    table = curve.pivot(index="arrived_demand_pct", columns="policy", values="allocated_pct")
+    fgd, best_fit, random = (table.loc[[90.0, 100.0, 110.0, 130.0], k].to_numpy()
+                             for k in ("fgd", "best_fit", "random"))
     assert fgd[0] == best_fit[0] > 89.9  # at 90% demand both still place every pod
-    assert (fgd[1:] > best_fit[1:] + 0.2).all(), curves
-    assert (best_fit > random + 1.0).all(), curves
+    assert (fgd[1:] > best_fit[1:] + 0.2).all(), table
+    assert (best_fit > random + 1.0).all(), table
+
+
+def _openb_script():
+    spec = importlib.util.spec_from_file_location("openb_packing", SCENARIOS / "openb_packing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class OpenbHosts:
@@ -160,36 +166,15 @@ class OpenbHosts:
         self.allocated += share * len(gpus)
 
 
-def allocation(policy, hosts, pods, marks):
-    """Allocated % of GPUs each time the arrived GPU demand crosses a mark (x capacity)."""
-    capacity, arrived, out = len(hosts.gpu_free), 0.0, []
-    for request in pods:
-        gpus = policy.place(request, hosts)
-        if gpus is not None:
-            hosts.allocate(request, gpus)
-        arrived += request.gpus
-        while len(out) < len(marks) and arrived >= marks[len(out)] * capacity:
-            out.append(100.0 * hosts.allocated / capacity)
-        if len(out) == len(marks):
-            return out
-    raise AssertionError("the pod sample ended before the last mark")
-
-
 def test_openb_packing_script_gives_fgd_the_trace_as_target(tmp_path, monkeypatch):
-    import importlib.util
-
-    import pandas as pd
-
-    from tests.conftest import SCENARIOS
-
-    spec = importlib.util.spec_from_file_location("openb_packing", SCENARIOS / "openb_packing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _openb_script()
     monkeypatch.setenv("SIMCLUSTER_DATA", str(TRACES))
     scenario = simcluster.load_scenario(SCENARIOS / "openb_packing.toml")
     target = module.with_target(scenario, "fgd", "trace", 1).policy.placement_params["target"]
-    # the 7,064 GPU pods of the default list (1,088 CPU-only pods left out), 24 task types
-    assert sum(t["weight"] for t in target) == 7064 and len(target) == 24
+    # the 7,064 GPU pods of the default list (1,088 CPU-only pods left out), 126 task types:
+    # distinct (num_gpu, gpu_milli, cpu_milli, memory_mib) (24 by GPU share alone)
+    assert sum(t["weight"] for t in target) == 7064 and len(target) == 126
+    assert all(t["cpus_per_gpu"] > 0 for t in target)
     assert target[0]["weight"] >= target[-1]["weight"]
     assert module.with_target(scenario, "best_fit", "trace", 1).policy.placement_params == {}
     out = tmp_path / "allocation.csv"

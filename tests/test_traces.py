@@ -20,6 +20,7 @@ import pytest
 import simcluster
 from simcluster.cli import main
 from simcluster.engine.progress import Progress
+from simcluster.engine.simulation import Simulation, build_topology
 from simcluster.errors import UserError
 from simcluster.experiment.packing import allocation_curve
 from simcluster.scenario_traces import read_nodes
@@ -108,16 +109,56 @@ def test_openb_pods_fractional_and_gpu_types():
     assert (frame["gpu_type"] == "T4").sum() == 1_291
     assert sum(j.request.gpu_type == "A100-40GB" for j in spec) >= 1_291
     assert sum(j.request.gpu_type == "H100-SXM" for j in spec) >= 141  # "V100M16|V100M32"
+    # by hand, line 11: "openb-pod-0009,12000,16384,1,1000,V100M16|V100M32,...": the first
+    # allowed type that maps (V100M32 -> H100-SXM; V100M16 is not mapped)
+    assert next(j for j in spec if j.submit_s == 4975773.0).request.gpu_type == "H100-SXM"
+
+
+def test_openb_pods_carry_cpu_and_memory_per_gpu():
+    report = TraceReport()
+    pods = list(read_trace("openb_pods", OPENB / "openb_pod_list_default.csv", report=report,
+                           host_resources=True))
+    assert report.filtered == {"CPU-only pod": 1_088} and len(pods) == 7_064
+    assert all(p.request.cpus_per_gpu > 0 for p in pods)
+    # one GPU pod asks for no memory: "openb-pod-1523,14000,0,1,1000,..."
+    assert [p.request.memory_per_gpu for p in pods if not p.request.memory_per_gpu > 0] == [0.0]
+    mib = 2.0**20
+    # by hand: "openb-pod-0000,12000,16384,1,1000,...": one GPU, 12 cores, 16 GiB
+    assert (pods[0].request.gpus, pods[0].request.cpus_per_gpu,
+            pods[0].request.memory_per_gpu) == (1.0, 12.0, 16384 * mib)
+    # "openb-pod-0001,6000,12288,1,460,...": per GPU, so its 0.46 share holds 6 cores, 12 GiB
+    r = pods[1].request
+    assert math.isclose(r.gpus * r.cpus_per_gpu, 6.0)
+    assert math.isclose(r.gpus * r.memory_per_gpu, 12288 * mib)
+    # "openb-pod-0017,88000,327680,8,1000,...": 8 GPUs, 11 cores and 40 GiB per GPU
+    big = next(p.request for p in pods if p.submit_s == 9437497.0)
+    assert (big.gpus, big.cpus_per_gpu, big.memory_per_gpu) == (8.0, 11.0, 40960 * mib)
+    # and the engine takes exactly the pod's cores and memory from the host
+    s = simcluster.scenario_from_dict({
+        "cluster": {"pools": [{"gpu": "A100-40GB", "nodes": 1, "gpus_per_node": 2, "cpus": 16,
+                               "memory_gib": 120}], "storage": {"servers": 0}},
+        "workload": {"jobs": [{"run_time": 1}]}})
+    cluster = Simulation(s).cluster
+    assert cluster.host_cpus_free.tolist() == [16.0]
+    allocation = cluster.allocate(r, (0,))
+    assert math.isclose(allocation.host_cpus[0], 6.0)
+    assert math.isclose(cluster.host_memory_free[0], (120 * 1024 - 12288) * mib)
 
 
 def test_openb_and_pai_node_lists_build_clusters():
     nodes = read_nodes("openb_nodes", OPENB / "openb_node_list_gpu_node.csv")
-    assert len(nodes) == 1_213 and sum(n[2] for n in nodes) == 6_212
+    assert len(nodes) == 1_213 and sum(n.gpus for n in nodes) == 6_212
+    # by hand: "openb-node-0000,64000,262144,2,P100"; "openb-node-0022,128000,786432,8,G3"
+    assert nodes[0] == ("openb-node-0000", "P100", 2, 64.0, 256.0)
+    assert nodes[22] == ("openb-node-0022", "G3", 8, 128.0, 768.0)
+    assert sum(n.cpus for n in nodes) == 107_018  # sum of cpu_milli / 1000
     pai = read_nodes("pai_machines", TRACES / "alibaba_pai_v2020" / "pai_machine_spec.csv")
-    assert len(pai) == 1_897 - 83 and sum(n[2] for n in pai) == 6_742
+    assert len(pai) == 1_897 - 83 and sum(n.gpus for n in pai) == 6_742
+    # first GPU machine, by hand: "0ada2343597a34b8ab9a3d00,T4,96,512,2"
+    assert pai[0] == ("0ada2343597a34b8ab9a3d00", "T4", 2, 96.0, 512.0)
     by_type = {}
-    for _, kind, gpus in pai:
-        by_type[kind] = by_type.get(kind, 0) + gpus
+    for n in pai:
+        by_type[n.gpu_type] = by_type.get(n.gpu_type, 0) + n.gpus
     assert by_type == {"MISC": 2_240, "P100": 1_596, "V100M32": 1_080, "T4": 994, "V100": 832}
     s = simcluster.scenario_from_dict({
         "cluster": {"nodes_from": {"format": "openb_nodes", "gpu": "A100-40GB",
@@ -127,6 +168,16 @@ def test_openb_and_pai_node_lists_build_clusters():
     pools = s.cluster.node_pools()
     assert sum(p.nodes for p in pools) == 1_213
     assert sum(p.nodes * p.gpus_per_node for p in pools) == 6_212
+    # one pool per (model, GPUs, CPUs, memory): models that map to one catalog GPU stay apart
+    assert len(pools) == 15 and {p.label for p in pools} == {
+        "A10", "G2", "G3", "P100", "T4", "V100M16", "V100M32"}
+    assert sum(p.nodes * p.cpus for p in pools) == 107_018
+    g2 = next(p for p in pools if p.label == "G2")
+    assert (g2.nodes, g2.gpus_per_node, g2.cpus, g2.memory_gib) == (549, 8, 96.0, 384.0)
+    topology = build_topology(s.cluster)
+    assert sum(h.cpu_cores for h in topology.host_specs) == 107_018
+    assert sum(h.host_memory_bytes for h in topology.host_specs) == sum(
+        p.nodes * p.memory_gib * 2**30 for p in pools)
     assert s.model_dump()["cluster"]["nodes_from"]["format"] == "openb_nodes"
     pai_cluster = simcluster.scenario_from_dict({
         "cluster": {"nodes_from": {"format": "pai_machines", "gpu_types": {"T4": "H100-SXM"},
@@ -138,6 +189,34 @@ def test_openb_and_pai_node_lists_build_clusters():
     for p in pai_cluster.cluster.node_pools():
         gpus[p.gpu] = gpus.get(p.gpu, 0) + p.nodes * p.gpus_per_node
     assert gpus == {"H100-SXM": 994, "A100-40GB": 6_742 - 994}
+    pai_pools = pai_cluster.cluster.node_pools()
+    assert sum(p.nodes * p.cpus for p in pai_pools) == 96 * (1_897 - 83) - 32 * 798  # P100: 64
+
+
+@pytest.mark.parametrize(("pool", "message"), [
+    ({"cpus": 0}, "cpus"), ({"cpus": -8}, "cpus"), ({"cpus": "many"}, "cpus"),
+    ({"memory_gib": 0}, "memory_gib"), ({"memory_gib": "lots"}, "memory_gib"),
+])
+def test_pool_cpus_and_memory_are_checked(pool, message):
+    data = {"cluster": {"pools": [{"gpu": "A100-40GB", "nodes": 2, **pool}],
+                        "storage": {"servers": 0}},
+            "workload": {"jobs": [{"run_time": 1}]}}
+    with pytest.raises(UserError, match=rf"cluster\.pools\[0\]\.{message}: bad value"):
+        simcluster.scenario_from_dict(data)
+    data["cluster"]["pools"][0] |= {"cpus": 12.5, "memory_gib": 64}
+    host = build_topology(simcluster.scenario_from_dict(data).cluster).host_specs[0]
+    assert (host.cpu_cores, host.host_memory_bytes) == (12.5, 64 * 2**30)
+    assert host.gpus_per_node == 8 and host.name == "DGX-A100-40GB/12.5cpu/64GiB"
+
+
+def test_node_list_with_a_bad_cpu_column_names_file_and_line(tmp_path):
+    path = tmp_path / "nodes.csv"
+    path.write_text("sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,P100\n"
+                    "n1,-5,262144,2,P100\n")
+    with pytest.raises(ValueError, match=r"nodes.csv:3: column 'cpu_milli': expected a number"):
+        read_nodes("openb_nodes", path)
+    path.write_text("sn,cpu_milli,memory_mib,gpu,model\nn0,,,2,P100\n")
+    assert read_nodes("openb_nodes", path)[0] == ("n0", "P100", 2, None, None)  # empty: spec's
 
 
 def test_pai_task_table_fixture():

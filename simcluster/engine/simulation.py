@@ -10,7 +10,6 @@ import inspect
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -25,7 +24,7 @@ from simcluster.engine.services import Services
 from simcluster.engine.speeds import relative_speeds
 from simcluster.engine.training import PerfModel, TrainingJob
 from simcluster.errors import UserError
-from simcluster.hardware import GPUS, LINK_EFFICIENCY, STORAGE, NICSpec, node_spec
+from simcluster.hardware import GPUS, LINK_EFFICIENCY, STORAGE, NICSpec
 from simcluster.metrics.events import EventLog
 from simcluster.metrics.records import Recorder
 from simcluster.metrics.results import Results, package_versions
@@ -38,7 +37,7 @@ from simcluster.registry import Registry
 from simcluster.rng import Streams
 from simcluster.routing import Router
 from simcluster.scenario import ClusterConfig, Scenario
-from simcluster.topology import Topology, gpu_cluster
+from simcluster.topology import Topology, gpu_cluster, pool_spec
 from simcluster.workload.generators import job_stream
 from simcluster.workload.jobs import JobSpec
 from simcluster.workload.traces import TraceReport
@@ -52,14 +51,7 @@ def build_topology(cluster: ClusterConfig, nic: NICSpec | None = None) -> Topolo
     """The topology a scenario's ``[cluster]`` table describes (``nic``: compute NIC override).
 
     Pools (``[[cluster.pools]]``) share one fabric, numbered pool by pool."""
-    pools = []
-    for pool in cluster.node_pools():
-        spec = node_spec(pool.gpu)
-        if pool.gpus_per_node is not None:
-            g = pool.gpus_per_node
-            spec = replace(spec, name=f"{spec.name}/{g}gpu", gpus_per_node=g,
-                           nics=min(spec.nics, g))
-        pools.append((spec, pool.nodes))
+    pools = [(pool_spec(pool), pool.nodes) for pool in cluster.node_pools()]
     return gpu_cluster(pools, fabric=cluster.fabric,
                        nodes_per_rack=cluster.nodes_per_rack,
                        oversubscription=cluster.oversubscription,

@@ -269,13 +269,21 @@ class Random:
         capacity = host_capacity(request, view)
         if capacity.sum() < need:
             return None
-        idle = np.flatnonzero((view.gpu_free >= 1.0 - _EPS) & type_mask(request, view))
-        slots: list[int] = []
-        for h in np.flatnonzero(capacity > 0):  # a host offers at most its capacity (CPUs)
-            mine = idle[view.gpu_host[idle] == h]
-            slots.extend(self.rng.permutation(mine)[: capacity[h]].tolist())
-        chosen = self.rng.choice(np.array(slots), size=need, replace=False)
+        chosen = self.rng.choice(self._slots(request, view, capacity), size=need,
+                                 replace=False)
         return tuple(sorted(int(g) for g in chosen))
+
+    def _slots(self, request: Request, view: ClusterView, capacity: np.ndarray) -> np.ndarray:
+        """The idle GPUs on offer: on each host, a uniformly random ``capacity[h]`` of its
+        idle GPUs (a host offers at most what its CPUs and memory allow). Random keys, one
+        per idle GPU, ranked within each host: the lowest ``capacity[h]`` keys are kept."""
+        idle = np.flatnonzero((view.gpu_free >= 1.0 - _EPS) & type_mask(request, view))
+        idle = idle[capacity[view.gpu_host[idle]] > 0]
+        owner = view.gpu_host[idle]
+        order = np.lexsort((self.rng.random(len(idle)), owner))  # by host, then by key
+        by_host = owner[order]
+        rank = np.arange(len(order)) - np.searchsorted(by_host, by_host)
+        return idle[order][rank < capacity[by_host]]
 
 
 # the other families register themselves on import
