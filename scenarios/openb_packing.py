@@ -29,11 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 import simcluster
-from simcluster.experiment.packing import allocation_curve
-from simcluster.policies.sharing import target_workload
+from simcluster.experiment.packing import allocation_curve, trace_target
 from simcluster.scenario import Scenario
-from simcluster.scenario_traces import DATA_ENV, resolve_data_path
-from simcluster.workload.traces import read_trace
+from simcluster.scenario_traces import DATA_ENV
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,19 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     curve[["policy", "arrived_demand_pct", "allocated_pct"]].to_csv(args.out, index=False)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
-
-
-def trace_target(scenario: Scenario, seed: int) -> list[dict]:
-    """The target workload of FGD: the task types of the scenario's pod trace (the pods the
-    experiment samples from) by popularity."""
-    trace = scenario.workload.trace
-    if trace is None:
-        raise simcluster.UserError("the packing experiment needs a [workload.trace] of pods")
-    pods = read_trace(trace.format, resolve_data_path(trace.path), on_bad_row=trace.on_bad_row,
-                      mapping=trace.mapping or None, transforms=trace.transforms, seed=seed,
-                      model=trace.model, gpu_types=trace.gpu_types,
-                      host_resources=trace.host_resources)
-    return target_workload(p.request for p in pods)
 
 
 def with_target(scenario: Scenario, policy: str, target: str, seed: int) -> Scenario:

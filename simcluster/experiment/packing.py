@@ -25,6 +25,7 @@ import pandas as pd
 
 from simcluster.engine.simulation import Simulation
 from simcluster.errors import UserError
+from simcluster.policies.sharing import target_workload
 from simcluster.rng import Streams
 from simcluster.scenario import Scenario
 from simcluster.scenario_traces import resolve_data_path
@@ -84,6 +85,23 @@ class PlaceNow:
         if job is not None and job.id in self._chosen:
             return self._chosen.pop(job.id)
         return self.placement.place(request, view)
+
+
+def trace_target(scenario: Scenario, seed: int = 0) -> list[dict]:
+    """FGD's target workload: the task types of the scenario's pod trace (the pods the
+    experiment samples from) by popularity (:func:`~simcluster.policies.sharing.target_workload`).
+
+    Raises:
+        UserError: the scenario has no ``[workload.trace]``.
+    """
+    trace = scenario.workload.trace
+    if trace is None:
+        raise UserError("the packing experiment needs a [workload.trace] of pods")
+    pods = read_trace(trace.format, resolve_data_path(trace.path), on_bad_row=trace.on_bad_row,
+                      mapping=trace.mapping or None, transforms=trace.transforms, seed=seed,
+                      model=trace.model, gpu_types=trace.gpu_types,
+                      host_resources=trace.host_resources)
+    return target_workload(p.request for p in pods)
 
 
 def allocation_curve(scenario: Scenario, policies: Sequence[str], max_demand: float = 1.3,

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from simcluster.experiment.packing import allocation_curve
+from simcluster.experiment.packing import allocation_curve, trace_target
 from simcluster.experiment.run import load_scenario, run, scenario_from_dict
-from simcluster.policies.sharing import target_workload
 from simcluster.scenario import Scenario
 from simcluster.scenario_traces import resolve_data_path
 from simcluster.validation.cases import Outcome, Unavailable, case
-from simcluster.workload.traces import read_trace
 
 __all__: list[str] = []
 
@@ -69,20 +67,11 @@ def _openb(quick: bool):
     scale = 0.03 if quick else 0.1
     s = load_scenario(_scenario_file("openb_packing.toml"),
                       [f"cluster.nodes_from.scale={scale}"])
-    target = _trace_target(s)
+    target = trace_target(s)
     curve = pd.concat([allocation_curve(_placement(s, name, target), [name], step=0.1, seed=2)
                        for name in ("fgd", "best_fit", "random")])
     table = curve.pivot(index="arrived_demand_pct", columns="policy", values="allocated_pct")
     return table.loc[table.index >= 100]
-
-
-def _trace_target(s: Scenario) -> list[dict]:
-    """FGD's target workload: the task types of the scenario's pod trace by popularity."""
-    trace = s.workload.trace
-    pods = read_trace(trace.format, resolve_data_path(trace.path), on_bad_row=trace.on_bad_row,
-                      transforms=trace.transforms, model=trace.model,
-                      gpu_types=trace.gpu_types, host_resources=trace.host_resources)
-    return target_workload(p.request for p in pods)
 
 
 def _placement(s: Scenario, name: str, target: list[dict]) -> Scenario:
