@@ -94,9 +94,11 @@ def test_decode_batch1_is_weights_over_bandwidth_plus_allreduce_latency():
     arch = r.model.architecture
     read = r.weight_bytes + r.kv_bytes_per_token * (100 + 1)
     memory = read / (8 * r.gpu.hbm_bandwidth * r.bandwidth_efficiency)
-    # ring all-reduce of one token's activations, twice per layer: 2(p-1)α + 2(p-1)/p · S/B
-    one = (2 * 7 * r.allreduce_alpha_s + 2 * 7 / 8 * arch.hidden * 2 / r.allreduce_bw
-           + 6.6e-6)  # NCCL baseLat, Ring/LL
+    # ring all-reduce of one token's activations, twice per layer, with NCCL's LL protocol
+    # (NVIDIA/nccl src/graph/tuning.cc): baseLat 6.6 µs + 2(p-1) steps of α, and the bytes at
+    # 1/4 of the bandwidth, busbw capped at llMaxBw 87.7 GB/s on one node
+    ll = min(r.allreduce_bw / 4, 87.7e9)
+    one = 6.6e-6 + 2 * 7 * r.allreduce_alpha_s + 2 * 7 / 8 * arch.hidden * 2 / ll
     assert r.decode_time(1, 100) == pytest.approx(memory + 2 * arch.layers * one)
     assert r.bound(0, 1, 100) == "memory"
 

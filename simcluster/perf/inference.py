@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
 from simcluster.errors import UserError, unknown_name
 from simcluster.hardware import GPUS, LINK_EFFICIENCY, GPUSpec, node_spec
-from simcluster.perf.collectives import ring_allreduce_time
+from simcluster.perf.collectives import Fabric, collective_cost
 from simcluster.perf.models import MODELS, ModelSpec
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "KV_DTYPE_BYTES",
     "MAX_SEQS",
     "MEMORY_UTILIZATION",
-    "NCCL_BASE_LATENCY_S",
     "ReplicaPerf",
     "replica_perf",
 ]
@@ -67,9 +67,6 @@ MEMORY_UTILIZATION = 0.9
 ACTIVATION_TOKENS = 8192
 # Largest number of running sequences: vLLM's max_num_seqs default, 256 (vLLM engine args).
 MAX_SEQS = 256
-# Fixed cost of one small all-reduce: NCCL's own cost model, src/graph/tuning.cc (NVIDIA/nccl),
-# baseLat for Ring with the LL protocol = 6.6 us (per-step hop latencies come on top).
-NCCL_BASE_LATENCY_S = 6.6e-6
 # Achieved fraction of the dense peak in prefill GEMMs: 0.5, the training default of
 # perf/models.py (Megatron-LM 52% of A100 peak, Narayanan et al. SC'21); prefill runs the same
 # GEMM shapes as a training forward pass. An estimate for inference engines.
@@ -105,8 +102,10 @@ class ReplicaPerf:
         expert_bytes: bytes of all routed experts' weights (0 for dense models); a batch of T
             tokens reads the experts it touches, E·(1 − (1 − k/E)^T) of E per layer with
             top-k routing spread evenly (the expectation under uniform routing).
-        allreduce_alpha_s: per-step latency of the TP all-reduce ring, s.
-        allreduce_base_s: fixed cost of one all-reduce (kernel launch and synchronisation), s.
+        allreduce_alpha_s: per-step latency of the TP all-reduce ring (NVLink hops), s; NCCL's
+            base and per-protocol latencies come on top (perf.collectives.collective_cost).
+        allreduce_base_s: extra fixed cost of one all-reduce beyond NCCL's own (e.g. a
+            framework's launch overhead), s; 0 by default.
         allreduce_bw: NVLink bandwidth per GPU achieved by NCCL, bytes/s.
         step_overhead_s: fixed time per iteration (scheduling, sampling); 0 = lower bound.
         peak_flops: one GPU's dense peak in math_dtype, FLOP/s (filled in by replica_perf).
@@ -176,9 +175,9 @@ class ReplicaPerf:
         arch = self.model.architecture
         if self.tp <= 1 or tokens <= 0 or arch is None:
             return 0.0
-        # inside one node NCCL's choice is the ring (collectives.algorithm_times without NVLS)
-        one = ring_allreduce_time(self.tp, tokens * arch.hidden * 2.0, self.allreduce_bw,
-                                  self.allreduce_alpha_s)
+        # inside one node, without NVLS: NCCL's choice of algorithm and protocol for the size
+        one = _tp_allreduce_s(self.tp, tokens * arch.hidden * 2.0, self.allreduce_bw,
+                              self.allreduce_alpha_s)
         return 2 * arch.layers * (one + self.allreduce_base_s)
 
     def step_time(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
@@ -329,7 +328,7 @@ def replica_perf(model: str, gpu: str, tp: int = 1, dtype: str = "bf16",
         expert_bytes=expert_bytes,
         # one NVLink ring step = GPU->NVSwitch->GPU (two hops of the node's NVLink latency)
         allreduce_alpha_s=2.0 * node.nvlink_latency_s,
-        allreduce_base_s=NCCL_BASE_LATENCY_S, peak_flops=g.peak(math_dtype),
+        peak_flops=g.peak(math_dtype),
         allreduce_bw=g.nvlink_bandwidth * LINK_EFFICIENCY["nvlink"])
     if overrides:
         unknown = set(overrides) - set(ReplicaPerf.__dataclass_fields__)
@@ -344,3 +343,12 @@ def replica_perf(model: str, gpu: str, tp: int = 1, dtype: str = "bf16",
         if not 0.0 < value <= 1.0:
             raise UserError(f"{name}: {value}; expected a fraction in (0, 1]")
     return perf
+
+
+@lru_cache(maxsize=8192)
+def _tp_allreduce_s(tp: int, nbytes: float, bandwidth: float, alpha_s: float) -> float:
+    """One all-reduce of ``nbytes`` over ``tp`` GPUs of one node, as NCCL's tuner runs it
+    (memoised: serving asks for the same few sizes on every iteration)."""
+    fabric = Fabric(ranks=tp, nodes=1, gpus_per_node=tp, channels=1, nvlink_bw=bandwidth,
+                    nic_bw=float("inf"), alpha_intra=alpha_s, alpha_inter=0.0)
+    return collective_cost("all_reduce", nbytes, fabric).time
