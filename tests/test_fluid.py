@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simcluster.perf import fluid
 from simcluster.perf.fluid import (
     SOLVERS,
     maxmin_dense,
@@ -239,3 +240,29 @@ def test_lists_solver_treats_a_negative_residual_as_zero_and_drops_loose_links()
     rates = maxmin_lists(paths, [[1.0, 1.0], [1.0], [1.0]], capacity.tolist(), [INF] * 3)
     assert rates == pytest.approx([2.0, 2.0, 98.0], rel=RTOL)
     check_maxmin(problem(paths, 2), capacity, np.full(3, INF), np.array(rates))
+
+
+@pytest.mark.parametrize("scan", [0, 10_000], ids=["heap", "scan"])
+def test_list_solver_finds_bottlenecks_by_heap_and_by_scan_alike(monkeypatch, scan):
+    # maxmin_users picks its next bottleneck by a scan of the levels for few shared constraints
+    # and from a heap for many; both must give the max-min rates of the array solvers, on
+    # random instances with mixed coefficients, zero and infinite capacities and caps.
+    monkeypatch.setattr(fluid, "_SCAN", scan)
+    rng = np.random.default_rng(11)
+    for _ in range(25):
+        n_links, n_flows = int(rng.integers(2, 90)), int(rng.integers(1, 160))
+        capacity = rng.choice([0.0, INF, 1.0, 10.0, 37.5], size=n_links, p=[.05, .05, .3, .3, .3])
+        caps = np.where(rng.random(n_flows) < 0.3, rng.uniform(0.0, 5.0, n_flows), INF)
+        paths = [rng.choice(n_links, size=int(rng.integers(1, min(n_links, 5) + 1)),
+                            replace=False).tolist() for _ in range(n_flows)]
+        coefs = [np.where(rng.random(len(p)) < 0.7, 1.0, rng.uniform(0.1, 4.0, len(p))).tolist()
+                 for p in paths]
+        rows = np.repeat(np.arange(n_flows), [len(p) for p in paths])
+        a = sp.csr_matrix((np.concatenate(coefs), (rows, np.concatenate(paths))),
+                          shape=(n_flows, n_links))
+        rates = np.array(maxmin_lists(paths, coefs, capacity.tolist(), caps.tolist()))
+        want = maxmin_heap(a, capacity, caps)
+        assert np.array_equal(np.isinf(rates), np.isinf(want))
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(rates[finite], want[finite], rtol=RTOL, atol=1e-12)
+        check_maxmin(a, capacity, caps, rates)

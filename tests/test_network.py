@@ -66,6 +66,27 @@ def test_a_short_flow_leaves_and_the_long_one_speeds_up():
     assert t_long == pytest.approx(4e9 / NDR + HOP)           # then the whole link
 
 
+def test_link_bytes_and_utilisation_are_exact_while_flows_run():
+    # Per-link totals are folded in when a flow ends or when they are read: read mid-run, they
+    # hold the bytes of the finished flow and those the running one moved until then.
+    env, net = network()
+    short, long_ = net.transfer(A, B, 1e9), net.transfer(A, B, 3e9)
+    links, _, _ = net.path(A, B)
+    env.run(until=short)  # 2 GB through the shared route by 2e9 / NDR, then the full rate
+    env.run(until=env.now + 1e9 / NDR)
+    # up to each flow's last update: the long one was advanced when it sped up
+    assert net.bytes[links] == pytest.approx(np.full(len(links), 2e9), rel=1e-12)
+    rows = {r["link"]: r for r in net.link_table(env.now)}  # advances every flow to now
+    moved = 2e9 + (env.now - 2e9 / NDR) * NDR
+    assert net.bytes[links] == pytest.approx(np.full(len(links), moved), rel=1e-9)
+    first = "->".join(net.link_names[links[0]])
+    assert rows[first]["bytes"] == pytest.approx(moved, rel=1e-9)
+    assert rows[first]["utilization"] == pytest.approx(
+        moved / (net.capacity[links[0]] * env.now), rel=1e-9)
+    env.run(until=long_)
+    assert net.bytes[links] == pytest.approx(np.full(len(links), 4e9), rel=1e-12)
+
+
 def test_storage_disk_is_one_constraint_for_reads_and_writes():
     # 4 hosts each write 10 GB to and read 10 GB from one server: 8 flows, each well under its
     # NICs' rate, so the disk binds: 4x/W + 4x/R = 1 at a common rate x

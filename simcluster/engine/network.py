@@ -48,7 +48,7 @@ import simpy
 
 from simcluster.engine.cluster import InvariantViolation
 from simcluster.hardware import LINK_EFFICIENCY
-from simcluster.perf.fluid import SOLVERS, maxmin_dense, maxmin_pairs
+from simcluster.perf.fluid import SOLVERS, maxmin_dense, maxmin_users
 from simcluster.routing import Router
 from simcluster.topology import Topology
 
@@ -84,7 +84,7 @@ class Flow:
 
     __slots__ = ("id", "links", "coefs", "mult", "remaining", "cap", "rate", "updated",
                  "latency", "done", "on_rate", "tag", "version", "sent", "started", "cancelled",
-                 "size", "bottleneck", "pairs")
+                 "size", "bottleneck", "pairs", "counted")
 
     def __init__(self, fid: int, links: np.ndarray, coefs: np.ndarray, nbytes: float, cap: float,
                  latency: float, done: simpy.Event, now: float, tag: object = None,
@@ -94,11 +94,55 @@ class Flow:
         self.rate, self.updated, self.started = 0.0, now, now
         self.done, self.on_rate, self.tag = done, on_rate, tag
         self.version, self.sent, self.cancelled = 0, 0.0, False
+        self.counted = 0.0  # bytes of ``sent`` already added to the network's per-link totals
         self.size = float(nbytes)
         self.mult = np.ones(len(links))
         # a saturated constraint where no flow is faster; -1 at its cap (or not yet solved)
         self.bottleneck = -1
-        self.pairs: list[tuple[int, float]] = []  # (constraint, coefficient), set by start()
+        # (constraint, coefficient), set by start(); its bottleneck first once it has one
+        self.pairs: list[tuple[int, float]] = []
+
+
+class _Residual:
+    """The flows of an incremental re-solve as a max-min problem of their own, every other flow
+    fixed at its rate (its load taken off the capacities), regrouped by constraint for
+    :func:`simcluster.perf.fluid.maxmin_users`. Flows join round by round; those already in
+    are not regrouped."""
+
+    __slots__ = ("cap", "use", "users", "free", "caps", "pairs", "flows")
+
+    def __init__(self, cap: list[float], use: list[float]) -> None:
+        self.cap, self.use = cap, use
+        self.users: dict[int, list[tuple[int, float]]] = {}  # constraint -> [(index, coef)]
+        self.free: dict[int, float] = {}  # capacity left by the flows outside the problem
+        self.caps: list[float] = []  # rate cap per flow index
+        self.flows: list[Flow] = []  # the flows by index
+        self.pairs = 0  # (flow, constraint) pairs so far
+
+    def extend(self, flows: Sequence[Flow]) -> None:
+        """Add flows (indices follow on from those already in)."""
+        cap, use, users, free, caps = self.cap, self.use, self.users, self.free, self.caps
+        self.flows.extend(flows)
+        for f in flows:
+            i = len(caps)
+            caps.append(f.cap)
+            pairs = f.pairs
+            self.pairs += len(pairs)
+            r = f.rate  # its own load goes back to the capacity it is solved for
+            if not r < math.inf:
+                r = 0.0
+            for m, a in pairs:
+                u = users.get(m)
+                if u is None:
+                    users[m] = [(i, a)]
+                    free[m] = cap[m] - use[m] + a * r
+                else:
+                    u.append((i, a))
+                    free[m] += a * r
+
+    def solve(self) -> list[float]:
+        """Max-min rates per flow index."""
+        return maxmin_users(self.users.values(), self.free.values(), self.caps)
 
 
 class Network:
@@ -127,16 +171,18 @@ class Network:
         self.link_kind = [graph.edges[e]["kind"] for e in self.link_names]
         cap = [graph.edges[e]["bandwidth"] * self.efficiency.get(graph.edges[e]["kind"], 1.0)
                for e in self.link_names]
-        self._latency = np.array([graph.edges[e]["latency"] for e in self.link_names])
+        self._latency = [float(graph.edges[e]["latency"]) for e in self.link_names]
         # storage disks: one normalised constraint each (capacity 1; a read of r bytes/s uses
         # r / read_bandwidth of it, a write w / write_bandwidth)
         self.disk_index = {s: n_links + i for i, s in enumerate(topology.storage)}
         self._disk_rate = {s: (graph.nodes[s]["read_bandwidth"], graph.nodes[s]["write_bandwidth"])
                            for s in topology.storage}
         self.capacity = np.array(cap + [1.0] * len(topology.storage), dtype=float)
-        self.bytes = np.zeros(len(self.capacity))  # bytes carried per constraint
-        self.load = np.zeros(len(self.capacity))  # capacity-weighted use: utilisation numerator
-        self._on: list[set[int]] = [set() for _ in self.capacity]  # flows per constraint
+        # per-constraint totals (the properties bytes, load), folded in lazily: a flow's sent
+        # bytes are added when it ends or when the totals are read
+        self._bytes = np.zeros(len(self.capacity))
+        self._load = np.zeros(len(self.capacity))
+        self._on: list[dict[int, Flow]] = [{} for _ in self.capacity]  # flows per constraint
         self._flows: dict[int, Flow] = {}
         self._ids = itertools.count()
         self._dirty_links: set[int] = set()
@@ -151,7 +197,7 @@ class Network:
         self._cap = self.capacity.tolist()
         self._use = [0.0] * len(self._cap)  # sum of coefficient x rate per constraint
         self._added: list[Flow] = []  # flows started since the last solve
-        self._held: list[set[int]] = [set() for _ in self._cap]  # flows by bottleneck
+        self._held: list[dict[int, Flow]] = [{} for _ in self._cap]  # flows by bottleneck
         self._unknown: set[int] = set()  # flows whose bottleneck is not known
         self.incremental_solves = 0  # solves answered incrementally (the others: full)
         self._long = 0  # active flows over more than _LONG constraints
@@ -172,6 +218,7 @@ class Network:
         if hit is not None:
             return hit
         links = [self.link_index[e] for e in route]
+        latency = float(sum(self._latency[i] for i in links))
         coefs = [1.0] * len(links)
         if src in self.disk_index:  # read from a storage server
             links.append(self.disk_index[src])
@@ -179,7 +226,6 @@ class Network:
         if dst in self.disk_index:  # write to a storage server
             links.append(self.disk_index[dst])
             coefs.append(1.0 / self._disk_rate[dst][1])
-        latency = float(self._latency[[self.link_index[e] for e in route]].sum()) if route else 0.0
         hit = (np.array(links, dtype=np.intp), np.array(coefs), latency)
         self._routes[key] = hit
         return hit
@@ -211,12 +257,14 @@ class Network:
             raise ValueError(f"a flow needs nbytes >= 0 and cap >= 0, got {nbytes}, {cap}")
         links = np.asarray(links, dtype=np.intp)
         coefs = np.asarray(coefs, dtype=float)
+        ids = links.tolist()
         mult = None
-        if len(links) != len(np.unique(links)):  # a link crossed twice carries the bytes twice
+        if len(set(ids)) != len(ids):  # a link crossed twice carries the bytes twice
             uniq, inverse = np.unique(links, return_inverse=True)
             coefs = np.bincount(inverse, weights=coefs)
             mult = np.bincount(inverse).astype(float)
             links = uniq
+            ids = links.tolist()
         flow = Flow(next(self._ids), links, coefs, nbytes, cap, latency, self.env.event(),
                     self.env.now, tag, on_rate)
         flow.mult = np.ones(len(links)) if mult is None else mult
@@ -226,15 +274,14 @@ class Network:
             self._finish_later(flow)
             return flow
         self._flows[flow.id] = flow
-        ids = links.tolist()
         if len(ids) > _LONG:  # no pairs: no incremental solves while it runs
             self._long += 1
         else:
             flow.pairs = list(zip(ids, coefs.tolist(), strict=True))
         for link in ids:
-            self._on[link].add(flow.id)
+            self._on[link][flow.id] = flow
         self._dirty_links.update(ids)
-        if not len(links):  # touches nothing: runs at its cap
+        if not ids:  # touches nothing: runs at its cap
             self._dirty_links.add(-1 - flow.id)
         self._added.append(flow)
         self._request_solve()
@@ -286,24 +333,15 @@ class Network:
     def _advance(self, flows: Sequence[Flow]) -> None:
         """Move every flow's bytes on to now at its current rate."""
         now = self.env.now
-        moving = []
         for f in flows:
             dt = now - f.updated
             if dt > 0 and f.rate > 0:
-                moved = min(f.rate * dt, f.remaining)
+                moved = f.rate * dt
+                if moved > f.remaining:
+                    moved = f.remaining
                 f.remaining -= moved
                 f.sent += moved
-                moving.append((f, moved))
             f.updated = now
-        if len(moving) == 1:
-            self._carry(*moving[0])
-        elif moving:  # one scatter-add for all of them
-            links = np.concatenate([f.links for f, _ in moving])
-            coefs = np.concatenate([f.coefs for f, _ in moving])
-            mult = np.concatenate([f.mult for f, _ in moving])
-            moved = np.repeat([m for _, m in moving], [len(f.links) for f, _ in moving])
-            np.add.at(self.bytes, links, moved * mult)
-            np.add.at(self.load, links, moved * coefs)
 
     def _solve_now(self, _event: object = None) -> None:
         self._solve_pending = False
@@ -351,12 +389,16 @@ class Network:
         if f.bottleneck == m:
             return
         if f.bottleneck >= 0:
-            self._held[f.bottleneck].discard(f.id)
+            del self._held[f.bottleneck][f.id]
         elif f.bottleneck == _UNKNOWN:
             self._unknown.discard(f.id)
         f.bottleneck = m
         if m >= 0:
-            self._held[m].add(f.id)
+            self._held[m][f.id] = f
+            pairs = f.pairs  # its bottleneck first: the constraint a check tries first
+            if pairs and pairs[0][0] != m:
+                i = next(i for i, (k, _a) in enumerate(pairs) if k == m)
+                pairs[0], pairs[i] = pairs[i], pairs[0]
         elif m == _UNKNOWN:
             self._unknown.add(f.id)
 
@@ -376,7 +418,7 @@ class Network:
                     continue
                 t = top.get(m)
                 if t is None:
-                    t = top[m] = max(flows[g].rate for g in on[m])
+                    t = top[m] = max([g.rate for g in on[m].values()])
                 if r >= t * low:
                     self._set_bottleneck(f, m)
                     break
@@ -426,10 +468,9 @@ class Network:
         limit = min(_INC_LIMIT, max(16, len(flows) // 2))
         group: dict[int, Flow] = {f.id: f for f in added}
         changed_links = {m for m in dirty if m >= 0}
-        held, unknown = self._held, self._unknown
+        held = self._held
         for m in changed_links:
-            for g in held[m]:
-                group[g] = flows[g]
+            group.update(held[m])
         if len(group) > limit or sum(len(f.pairs) for f in group.values()) > _INC_PAIRS:
             return None
         low, high = 1.0 - _CERT_TOL, 1.0 + _CERT_TOL
@@ -438,59 +479,33 @@ class Network:
         for f in list(group.values()):
             for m, _a in f.pairs:
                 if m != f.bottleneck and use[m] >= cap[m] * low:
-                    for g in held[m]:
-                        if g not in group and flows[g].rate > f.rate * high:
-                            group[g] = h = flows[g]
+                    for g, h in held[m].items():
+                        if g not in group and h.rate > f.rate * high:
+                            group[g] = h
                             self._yields(h, group)
+        problem = _Residual(cap, use)
         for _round in range(_INC_ROUNDS):
-            if len(group) > limit or sum(len(f.pairs) for f in group.values()) > _INC_PAIRS:
+            if len(group) > limit:
                 return None
-            new = self._solve_group(group)
+            problem.extend(list(group.values())[len(problem.caps):])
+            if problem.pairs > _INC_PAIRS:
+                return None
+            rates = problem.solve()
+            solved = problem.flows
+            new = dict(zip(group, rates, strict=True))
             delta: dict[int, float] = {}
-            for fid, f in group.items():
-                d = ((new[fid] if new[fid] < math.inf else 0.0)
-                     - (f.rate if f.rate < math.inf else 0.0))
-                if d:
-                    for m, a in f.pairs:
-                        delta[m] = delta.get(m, 0.0) + a * d
-            touched = changed_links.union(delta)
-            candidates = list(group.values())
-            for m in touched:
-                for g in held[m]:
-                    if g not in group:
-                        candidates.append(flows[g])
-                if unknown:
-                    candidates.extend(flows[g] for g in on[m] & unknown if g not in group)
-            top: dict[int, float] = {}
-            witness: dict[int, int] = {}
-            failed: list[Flow] = []
-            for f in candidates:
-                if f.id in witness:
-                    continue
-                r = new[f.id] if f.id in group else f.rate
-                if r >= f.cap * low:
-                    witness[f.id] = -1
-                    continue
-                pairs = f.pairs
-                if f.bottleneck >= 0 and pairs[0][0] != f.bottleneck:  # likeliest first
-                    pairs = [(f.bottleneck, 0.0), *pairs]
-                for m, _a in pairs:
-                    c = cap[m]
-                    if c == math.inf or use[m] + delta.get(m, 0.0) < c * low - 1e-300:
-                        continue
-                    t = top.get(m)
-                    if t is None:
-                        t = top[m] = max(new[g] if g in group else flows[g].rate
-                                         for g in on[m])
-                    if r >= t * low:
-                        witness[f.id] = m
-                        break
-                else:
-                    failed.append(f)
+            for f, r in zip(solved, rates, strict=True):
+                o = f.rate
+                if r != o:
+                    d = (r if r < math.inf else 0.0) - (o if o < math.inf else 0.0)
+                    if d:
+                        for m, a in f.pairs:
+                            delta[m] = delta.get(m, 0.0) + a * d
+            failed, witness = self._certify(solved, changed_links.union(delta), new, delta)
             if not failed:
-                for fid, m in witness.items():
-                    self._set_bottleneck(flows[fid], m)
-                return [(f, new[fid]) for fid, f in group.items()]
+                for f, m in witness:
+                    self._set_bottleneck(f, m)
+                return list(zip(solved, rates, strict=True))
             grew = False
             for f in failed:
                 if f.id not in new:
@@ -499,55 +514,86 @@ class Network:
                     # it speeds up: faster flows held at its other full constraints may yield
                     for m, _a in f.pairs:
                         if m != f.bottleneck and use[m] + delta.get(m, 0.0) >= cap[m] * low:
-                            for g in held[m]:
-                                if g not in group and flows[g].rate > f.rate * high:
-                                    group[g] = flows[g]
+                            for g, h in held[m].items():
+                                if g not in group and h.rate > f.rate * high:
+                                    group[g] = h
                     continue
                 # a re-solved flow held back by a faster fixed flow: that one must slow down
                 r = new[f.id]
                 for m, _a in f.pairs:
                     if use[m] + delta.get(m, 0.0) < cap[m] * low:
                         continue  # not full: does not hold it back
-                    for g in on[m]:
-                        if g not in group and flows[g].rate > r * high:
-                            group[g] = h = flows[g]
+                    for g, h in on[m].items():
+                        if g not in group and h.rate > r * high:
+                            group[g] = h
                             grew = True
                             self._yields(h, group)
             if not grew:
                 return None
         return None
 
+    def _certify(self, solved: list[Flow], touched: set[int], new: dict[int, float],
+                 delta: dict[int, float]) -> tuple[list[Flow], list[tuple[Flow, int]]]:
+        """Check the bottleneck certificate of the solved flows and of every flow held at (or,
+        of unknown bottleneck, crossing) a touched constraint, at the rates ``new`` of the
+        solved flows (by id; the others keep theirs) and the loads ``use + delta``.
+
+        Returns:
+            the flows that fail, and a witness ``(flow, constraint or -1 at its cap)`` for each
+            flow that passes.
+        """
+        on, held, unknown, cap, use = self._on, self._held, self._unknown, self._cap, self._use
+        low = 1.0 - _CERT_TOL
+        candidates = list(solved)
+        for m in touched:
+            hm = held[m]
+            if hm:
+                candidates.extend(h for g, h in hm.items() if g not in new)
+            if unknown:
+                candidates.extend(on[m][g] for g in on[m].keys() & unknown if g not in new)
+        top: dict[int, float] = {}
+        seen: set[int] = set()
+        witness: list[tuple[Flow, int]] = []
+        failed: list[Flow] = []
+        for f in candidates:
+            if f.id in seen:
+                continue
+            seen.add(f.id)
+            r = new.get(f.id, f.rate)
+            if r >= f.cap * low:
+                witness.append((f, -1))
+                continue
+            for m, _a in f.pairs:  # its bottleneck (the likeliest witness) first
+                c = cap[m]
+                if c == math.inf or use[m] + delta.get(m, 0.0) < c * low - 1e-300:
+                    continue
+                t = top.get(m)
+                if t is None:
+                    t = top[m] = max([new.get(g, h.rate) for g, h in on[m].items()])
+                if r >= t * low:
+                    witness.append((f, m))
+                    break
+            else:
+                failed.append(f)
+        return failed, witness
+
     def _yields(self, h: Flow, group: dict[int, Flow]) -> None:
         """Guess for a flow ``h`` that slows down: the flows held at its other full constraints
         (where it was not the fastest) may speed up; they join ``group``."""
-        flows, held, cap, use = self._flows, self._held, self._cap, self._use
+        held, cap, use = self._held, self._cap, self._use
         low = 1.0 - _CERT_TOL
         high = 1.0 + _CERT_TOL
         for m, _a in h.pairs:
             if m != h.bottleneck and use[m] >= cap[m] * low:
-                for k in held[m]:
+                for k, f in held[m].items():
                     if k not in group:
-                        group[k] = f = flows[k]
+                        group[k] = f
                         # it speeds up: faster flows held at its other full constraints yield
                         for m2, _a2 in f.pairs:
                             if m2 != f.bottleneck and use[m2] >= cap[m2] * low:
-                                for g in held[m2]:
-                                    if g not in group and flows[g].rate > f.rate * high:
-                                        group[g] = flows[g]
-
-    def _solve_group(self, group: dict[int, Flow]) -> dict[int, float]:
-        """Max-min rates of ``group`` with every other flow fixed at its current rate."""
-        cap, use = self._cap, self._use
-        residual: dict[int, float] = {}
-        for f in group.values():
-            r = f.rate if f.rate < math.inf else 0.0
-            for m, a in f.pairs:
-                if m not in residual:
-                    residual[m] = cap[m] - use[m]
-                residual[m] += a * r
-        fl = list(group.values())
-        rates = maxmin_pairs([f.pairs for f in fl], residual, [f.cap for f in fl])
-        return {f.id: r for f, r in zip(fl, rates, strict=True)}
+                                for g, x in held[m2].items():
+                                    if g not in group and x.rate > f.rate * high:
+                                        group[g] = x
 
     def check(self) -> None:
         """Verify the invariants: no constraint carries more than its capacity, no flow beats
@@ -611,7 +657,6 @@ class Network:
             self._advance(finished)
             for f in finished:
                 f.sent += f.remaining
-                self._carry(f, f.remaining)
                 f.remaining = 0.0
                 self._remove(f)
                 self._finish_later(f)
@@ -623,12 +668,33 @@ class Network:
                           if (f := self._flows.get(e[1])) is not None and f.version == e[2]]
             heapq.heapify(self._heap)
 
-    def _carry(self, flow: Flow, moved: float) -> None:
-        self.bytes[flow.links] += moved * flow.mult
-        self.load[flow.links] += moved * flow.coefs
+    def _carry(self, flow: Flow) -> None:
+        """Add the bytes a flow sent since last counted to the per-constraint totals."""
+        moved = flow.sent - flow.counted
+        if moved > 0:
+            self._bytes[flow.links] += moved * flow.mult
+            self._load[flow.links] += moved * flow.coefs
+            flow.counted = flow.sent
+
+    @property
+    def bytes(self) -> np.ndarray:
+        """Bytes carried per constraint (links, then storage disks), up to each active flow's
+        last update."""
+        for f in self._flows.values():
+            self._carry(f)
+        return self._bytes
+
+    @property
+    def load(self) -> np.ndarray:
+        """Capacity-weighted use per constraint (the utilisation numerator: bytes for a link,
+        seconds of disk time for a disk), up to each active flow's last update."""
+        for f in self._flows.values():
+            self._carry(f)
+        return self._load
 
     def _remove(self, flow: Flow) -> None:
         del self._flows[flow.id]
+        self._carry(flow)
         if len(flow.links) > _LONG:
             self._long -= 1
             self._use_stale = True
@@ -637,7 +703,7 @@ class Network:
             for m, a in flow.pairs:
                 self._use[m] -= a * flow.rate
         for link in flow.links.tolist():
-            self._on[link].discard(flow.id)
+            del self._on[link][flow.id]
         self._dirty_links.update(flow.links.tolist())
         flow.rate = 0.0
         self.flow_events += 1
@@ -656,14 +722,15 @@ class Network:
         self._advance(list(self._flows.values()))
         rows = []
         n_links = len(self.link_names)
-        for i, carried in enumerate(self.bytes.tolist()):
+        carried_bytes, load = self.bytes, self.load
+        for i, carried in enumerate(carried_bytes.tolist()):
             if carried <= 0:
                 continue
             if i < n_links:
                 name, kind = "->".join(self.link_names[i]), self.link_kind[i]
             else:
                 name, kind = f"{self.topology.storage[i - n_links]}/disk", "disk"
-            util = self.load[i] / (self.capacity[i] * elapsed) if elapsed > 0 else 0.0
+            util = load[i] / (self.capacity[i] * elapsed) if elapsed > 0 else 0.0
             rows.append({"link": name, "kind": kind, "bytes": carried, "utilization": util})
         rows.sort(key=lambda r: (-r["utilization"], -r["bytes"]))
         return rows
