@@ -208,6 +208,8 @@ def _collective_command(sub) -> None:
     p.add_argument("--nic", help="compute NIC type, e.g. NDR, XDR (with --gpu)")
     p.add_argument("--op", default="all_reduce", choices=OPS)
     p.add_argument("--algo", default="auto", help="auto, ring, tree, hierarchical, nvls")
+    p.add_argument("--proto", default="auto",
+                   help="auto, LL, LL128, Simple (as NCCL_PROTO forces it)")
     p.add_argument("--nvls", action="store_true", help="allow NVLink SHARP inside a node")
     p.add_argument("--min-bytes", "-b", default="8M", help="smallest size (8, 64K, 8M, 1G)")
     p.add_argument("--max-bytes", "-e", default="1G", help="largest size")
@@ -236,17 +238,19 @@ def _cmd_collective(args: argparse.Namespace) -> int:
         efficiency = {}
     table = collective_sweep(topology, args.op,
                              sizes(parse_size(args.min_bytes), parse_size(args.max_bytes),
-                                   args.factor), args.algo, args.nvls, efficiency)
+                                   args.factor), args.algo, args.nvls, efficiency,
+                             proto=args.proto)
     if args.json:
         for row in table.drop(columns="flows").to_dict("records"):
             print(json.dumps(row))
         return 0
     print(f"# {args.op} on {len(topology.gpus)} GPUs ({len(topology.hosts)} nodes); "
           f"busbw as nccl-tests defines it")
-    print(f"#{'size (B)':>14} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}  algo")
+    print(f"#{'size (B)':>14} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}  algo"
+          f"  protocol")
     for r in table.itertuples():
         print(f"{r.size_bytes:>15} {r.time_s * 1e6:>12.2f} {r.algbw_GBps:>13.2f} "
-              f"{r.busbw_GBps:>13.2f}  {r.algorithm}")
+              f"{r.busbw_GBps:>13.2f}  {r.algorithm:<5} {r.protocol}")
     return 0
 
 

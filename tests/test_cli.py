@@ -186,6 +186,16 @@ def test_collective_command_prints_nccl_tests_table(capsys):
     assert main(["collective", "--gpu", "H100-SXM", "--algo", "tree", "-b", "8M",
                  "-e", "8M"]) == 2  # a tree needs more than one node
     assert main(["collective", "--gpu", "H100-SMX"]) == 2
+    # --proto forces NCCL's protocol (as NCCL_PROTO): Simple at 1 MiB, where auto picks LL
+    capsys.readouterr()
+    assert main(["collective", "--gpu", "H100-SXM", "-b", "1M", "-e", "1M", "--json"]) == 0
+    auto = json.loads(capsys.readouterr().out)
+    assert main(["collective", "--gpu", "H100-SXM", "-b", "1M", "-e", "1M", "--json",
+                 "--proto", "Simple"]) == 0
+    forced = json.loads(capsys.readouterr().out)
+    assert (auto["protocol"], forced["protocol"]) == ("LL", "Simple")
+    assert forced["time_s"] > auto["time_s"]
+    assert main(["collective", "--gpu", "H100-SXM", "--proto", "LL256"]) == 2
 
 
 def test_zero_run_time_job_completes_at_duration_fidelity():

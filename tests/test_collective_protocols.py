@@ -61,9 +61,13 @@ def test_mid_size_busbw_ramps_instead_of_sitting_at_the_asymptote():
 
 def test_multi_node_ring_latency_counts_network_steps_as_nccl_does():
     # 2 nodes, 16 ranks, Simple: 8.4 µs + (30 − 2N) NVLink steps of 3.4 µs + 2N = 4 network
-    # steps of 2.7 + (14 − 2.7) µs
+    # steps of 2.7 + (14 − 2.7) µs, all x 1.4 ("Plateau effect of ring", multi-node Simple
+    # all-reduce of >= 64 B per channel and rank)
     cost = collective_cost("all_reduce", 1 << 30, TWO_NODES, "ring", proto="Simple")
-    assert cost.latency == pytest.approx((8.4 + 26 * 3.4 + 4 * 14.0) * 1e-6, rel=1e-12)
+    assert cost.latency == pytest.approx(1.4 * (8.4 + 26 * 3.4 + 4 * 14.0) * 1e-6, rel=1e-12)
+    # not for the other collectives
+    gather = collective_cost("all_gather", 1 << 30, TWO_NODES, "ring", proto="Simple")
+    assert gather.latency == pytest.approx((8.4 + 14 * 3.4 + 1 * 14.0) * 1e-6, rel=1e-12)
     # LL on more than one node: each intra step at least NCCL's 1 µs network post overhead
     ll = collective_cost("all_reduce", 1024, TWO_NODES, "ring", proto="LL")
     assert ll.latency == pytest.approx((6.6 + 26 * 1.0 + 4 * 2.7) * 1e-6, rel=1e-12)

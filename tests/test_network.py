@@ -145,7 +145,7 @@ def run(net, gpus, op, size, **kw):
 # all-reduce steps cross the network (LL128 4.0 µs, Simple 14 µs), the rest NVLink (1.9, 3.4 µs)
 @pytest.mark.parametrize("size, proto, frac, latency_us", [
     (1e6, "LL128", 0.92, 14.0 + 26 * 1.9 + 4 * 4.0),
-    (1e9, "Simple", 1.0, 8.4 + 26 * 3.4 + 4 * 14.0)])
+    (1e9, "Simple", 1.0, 1.4 * (8.4 + 26 * 3.4 + 4 * 14.0))])  # x 1.4: ring plateau (tuning.cc)
 def test_ring_allreduce_matches_alpha_beta(size, proto, frac, latency_us):
     env, net = network()
     result = run(net, range(16), "all_reduce", size, algo="ring")

@@ -23,9 +23,9 @@ uncontended rate, so the flows and the analytic form agree when the network is i
 >>> net = Network(env, topo, Router(topo))
 >>> proc = env.process(run_collective(net, range(16), "all_reduce", 1e9, algo="ring"))
 >>> env.run()
->>> # 2·15/16 · 1 GB / min(370, 8 × 48 GB/s) + NCCL's Simple latency 8.4 + 26 · 3.4 + 4 · 14 µs
+>>> # 2·15/16 · 1 GB / min(370, 8 × 48 GB/s) + Simple latency 1.4 (8.4 + 26 · 3.4 + 4 · 14) µs
 >>> round(proc.value.time_s * 1e3, 3)
-5.22
+5.281
 """
 
 from __future__ import annotations

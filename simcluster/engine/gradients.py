@@ -22,13 +22,15 @@ __all__ = ["layout_plan", "path_bytes"]
 def layout_plan(sim: Any, job: TrainingJob) -> CollectivePlan:
     """A layout job's gradient traffic of one iteration as one plan: each collective's groups
     side by side (stage by stage), the collectives one after another, each group on the
-    algorithm its uncontended time was priced with."""
+    algorithm and protocol its uncontended time was priced with."""
     net, perf = sim.network, sim.perf
     it = perf.iteration(job.model, job.allocation.gpus, job.allocation.share)
     stages: list[Stage] = []
     for coll in it.collectives:
-        plans = [plan_collective(net, group, coll.op, coll.nbytes, algo=algo, nvls=perf.nvls)
-                 for group, algo in zip(coll.groups, coll.algorithms, strict=True)]
+        plans = [plan_collective(net, group, coll.op, coll.nbytes, algo=algo, nvls=perf.nvls,
+                                 proto=proto)
+                 for group, algo, proto in zip(coll.groups, coll.algorithms, coll.protocols,
+                                               strict=True)]
         stages += [_repeat(st, coll.repeat) for st in _side_by_side(plans)]
     return CollectivePlan("+".join(c.op for c in it.collectives), it.algorithm, tuple(stages))
 

@@ -215,6 +215,10 @@ _TREE_CORRECTION = {
     "Simple": (.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7,
                .8, .9, .9),
 }
+# "Plateau effect of ring": a multi-node Simple ring all-reduce of at least 64 bytes per channel
+# and rank has its latency x 1.4 on compute capability >= 8.0 (every GPU in the catalog; x 1.9
+# before), tuning.cc ncclTopoGetAlgoTime
+_RING_PLATEAU = 1.4
 _US = 1e-6
 
 
@@ -224,7 +228,7 @@ class Cost:
 
     Attributes:
         time: seconds. algorithm, protocol: the pair chosen (protocol ``Simple`` for the
-            direct and NVLS algorithms, which have no other).
+            direct, NVLS and hierarchical algorithms, which have no other).
         latency: the part of ``time`` that is latency (base + steps), s.
         scale: the fraction of the fabric's bandwidths the protocol reaches (what its flows
             may reach: :func:`protocol_fabric`).
@@ -261,30 +265,32 @@ _INTER_STEPS = {"all_reduce": lambda n: 2 * n, "reduce_scatter": lambda n: n - 1
                 "all_gather": lambda n: n - 1, "broadcast": lambda n: n - 1}
 
 
-def protocol_latency(op: str, algo: str, proto: str, f: Fabric) -> float:
-    """Latency (s) of ``op`` by ``algo`` with ``proto`` on ``f``: NCCL's base + step costs."""
+def protocol_latency(op: str, algo: str, proto: str, f: Fabric, nbytes: float = 0.0) -> float:
+    """Latency (s) of ``op`` of ``nbytes`` by ``algo`` with ``proto`` on ``f``: NCCL's base +
+    step costs."""
     if algo == "nvls":
         return NVLS_LATENCY_S
     intra, inter = step_latencies(algo, proto, f)
     base = _BASE_US[_hw_kind(algo)][proto] * _US
     g, big_n = f.gpus_per_node, f.nodes
-    if algo == "tree":
-        return base + 2 * ((g - 1) * intra + math.ceil(math.log2(big_n)) * inter)
+    if algo == "tree":  # NCCL's log2i: the floor
+        return base + 2 * ((g - 1) * intra + int(math.log2(big_n)) * inter)
     if algo == "hierarchical":
         return base + 2 * (g - 1) * intra + 2 * (big_n - 1) * inter
     steps = _RING_STEPS[op](f.ranks)
     crossing = min(steps, _INTER_STEPS[op](big_n)) if big_n > 1 else 0
-    return base + (steps - crossing) * intra + crossing * inter
+    latency = base + (steps - crossing) * intra + crossing * inter
+    if (op == "all_reduce" and proto == "Simple" and big_n > 1
+            and nbytes / (max(1, f.channels) * f.ranks) >= 64):
+        latency *= _RING_PLATEAU
+    return latency
 
 
-def _bandwidth_fraction(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> float:
+def _bandwidth_fraction(op: str, algo: str, proto: str, f: Fabric) -> float:
     one_node = f.nodes <= 1
     if algo == "tree":
-        frac = _TREE_FRACTION * {"LL": 1 / 3.8, "LL128": 7 / 9 if one_node else 120 / 128,
+        return _TREE_FRACTION * {"LL": 1 / 3.8, "LL128": 7 / 9 if one_node else 120 / 128,
                                  "Simple": 1.0}[proto]
-        index = max(0, int(math.log2(max(nbytes / 64, 1))))
-        table = _TREE_CORRECTION[proto]
-        return frac * (table[index] if index < len(table) else 1.0)
     if proto == "LL":
         return 1 / 3 if one_node and op != "all_reduce" else 1 / 4
     if proto == "LL128":
@@ -294,10 +300,15 @@ def _bandwidth_fraction(op: str, algo: str, proto: str, f: Fabric, nbytes: float
 
 def _bandwidth_scale(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> float:
     """Fraction of the fabric's bandwidths that ``proto`` reaches under ``algo``; LL's cap on
-    busbw (llMaxBw) is applied relative to the ring's bottleneck."""
-    frac = _bandwidth_fraction(op, algo, proto, f, nbytes)
+    busbw (llMaxBw) is applied relative to the ring's bottleneck, before the tree's
+    size correction (as NCCL: the cap in ncclTopoTuneModel, the correction in GetAlgoTime)."""
+    frac = _bandwidth_fraction(op, algo, proto, f)
     if proto == "LL" and 0 < f.ring_bw < math.inf:
         frac = min(frac, _LL_MAX_BW[min(f.nodes, 3) - 1] / f.ring_bw)
+    if algo == "tree":
+        index = max(0, int(math.log2(max(nbytes / 64, 1))))
+        table = _TREE_CORRECTION[proto]
+        frac *= table[index] if index < len(table) else 1.0
     return frac
 
 
@@ -322,11 +333,14 @@ def protocol_times(op: str, nbytes: float, f: Fabric, nvls: bool = False
             out[algo, "Simple"] = seconds
         elif algo == "nvls":
             out[algo, "Simple"] = NVLS_LATENCY_S + moving[algo]
-        else:
-            for proto in PROTOCOLS:
+        else:  # hierarchical (NCCL's CollNet-like two-level form) runs Simple only, as CollNet
+            for proto in PROTOCOLS if algo != "hierarchical" else ("Simple",):
                 k = _bandwidth_scale(op, algo, proto, f, nbytes)
-                out[algo, proto] = protocol_latency(op, algo, proto, f) + moving[algo] / k
+                out[algo, proto] = protocol_latency(op, algo, proto, f, nbytes) + moving[algo] / k
     return out
+
+
+_SIMPLE_ONLY = ("direct", "nvls", "hierarchical")  # algorithms with no LL / LL128
 
 
 def _no_latency(f: Fabric) -> Fabric:
@@ -342,7 +356,7 @@ def _pick(times: dict[tuple[str, str], float], op: str, algo: str, proto: str
     if proto != "auto" and proto not in PROTOCOLS:
         raise ValueError(f"unknown protocol {proto!r}; expected one of {', '.join(PROTOCOLS)}")
     pairs = [k for k in times if (algo == "auto" or k[0] == algo)
-             and (proto == "auto" or k[1] == proto or k[0] in ("direct", "nvls"))]
+             and (proto == "auto" or k[1] == proto or k[0] in _SIMPLE_ONLY)]
     return min(pairs, key=lambda k: (times[k], k))
 
 
@@ -363,7 +377,8 @@ def collective_cost(op: str, nbytes: float, f: Fabric, algo: str = "auto",
         return Cost(seconds, best_algo, best_proto, seconds - moving)
     if best_algo == "nvls":
         return Cost(seconds, best_algo, best_proto, NVLS_LATENCY_S)
-    return Cost(seconds, best_algo, best_proto, protocol_latency(op, best_algo, best_proto, f),
+    return Cost(seconds, best_algo, best_proto,
+                protocol_latency(op, best_algo, best_proto, f, nbytes),
                 _bandwidth_scale(op, best_algo, best_proto, f, nbytes))
 
 

@@ -9,8 +9,9 @@ an idle cluster), and ``compute_s`` every other phase less the part of that traf
 hides under the backward pass.
 A plain data-parallel job (no layout) keeps the simple form:
 
-iteration = compute roofline + uncontended all-reduce of the BF16 gradients (α-β, the fastest of
-NCCL's algorithms by that model), and every K iterations a checkpoint written to storage. NCCL's
+iteration = compute roofline + uncontended all-reduce of the BF16 gradients (the fastest pair of
+NCCL's algorithms and protocols by its cost model, perf.collectives.collective_cost),
+and every K iterations a checkpoint written to storage. NCCL's
 rings run one per channel, channels spread over the node's NICs (one rail each), so across nodes a
 ring gets ``channels × one rail`` while inside a node it runs at the NVLink rate; every bandwidth
 is the line rate times the link kind's efficiency (:data:`simcluster.hardware.LINK_EFFICIENCY`).
@@ -21,8 +22,8 @@ is the line rate times the link kind's efficiency (:data:`simcluster.hardware.LI
 >>> from simcluster.topology import gpu_cluster
 >>> topo = gpu_cluster(node_spec("H100-SXM"), nodes=2)
 >>> it = iteration_time(model("llama-2-7b"), range(16), topo, Router(topo))
->>> it.algorithm, round(it.allreduce_s, 4)  # 2·15/16 · 13.48 GB / (0.822 × 450 GB/s) + 30 α
-('ring', 0.0684)
+>>> it.algorithm, round(it.allreduce_s, 4)  # 2·15/16 · 13.48 GB / (0.822 × 450 GB/s) + latency
+('ring', 0.0685)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from simcluster.hardware import (
     NodeSpec,
 )
 from simcluster.hardware import gpu as gpu_spec
-from simcluster.perf.collectives import Fabric, collective_time
+from simcluster.perf.collectives import Fabric, collective_cost, collective_time
 from simcluster.perf.compute import training_step_time
 from simcluster.perf.fluid import maxmin_numpy
 from simcluster.perf.memory import fit_message, params_per_gpu
@@ -71,6 +72,7 @@ class GroupCollective:
         groups: GPU indices of each group, in rank order.
         repeat: runs per iteration, one after another (ZeRO-3 gathers the weights 2m times).
         algorithms: each group's algorithm (set by pricing; empty before).
+        protocols: each group's NCCL protocol (set by pricing; empty before).
         seconds: uncontended time of all the runs, on the slowest group (set by pricing).
     """
 
@@ -79,6 +81,7 @@ class GroupCollective:
     groups: tuple[tuple[int, ...], ...]
     repeat: int = 1
     algorithms: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
     seconds: float = 0.0
 
 
@@ -281,8 +284,9 @@ def gradient_collectives(spec: ModelSpec, gpus: Sequence[int]) -> tuple[GroupCol
 
 def _price(coll: GroupCollective, topology: Topology, router: Router,
            links: Mapping[str, float], nvls: bool) -> GroupCollective:
-    """``coll`` with each group's algorithm (the fastest by α-β) and the slowest group's time,
-    every group's rings across nodes sharing the links they cross with the other groups'."""
+    """``coll`` with each group's algorithm and protocol (the fastest by NCCL's cost model)
+    and the slowest group's time, every group's rings across nodes sharing the links they
+    cross with the other groups'."""
     fabrics = [fabric_of(g, topology, router, links) for g in coll.groups]
     rings = [(group_by_host(g, topology), ch) for g, f in zip(coll.groups, fabrics, strict=True)
              if f.nodes > 1 for ch in range(f.channels)]
@@ -291,9 +295,10 @@ def _price(coll: GroupCollective, topology: Topology, router: Router,
     for f in fabrics:
         if f.nodes > 1:
             f = replace(f, nic_bw=min(next(rates) for _ in range(f.channels)))
-        times.append(collective_time(coll.op, coll.nbytes, f, "auto", nvls))
-    return replace(coll, algorithms=tuple(a for _, a in times),
-                   seconds=coll.repeat * max(t for t, _ in times))
+        times.append(collective_cost(coll.op, coll.nbytes, f, "auto", nvls))
+    return replace(coll, algorithms=tuple(c.algorithm for c in times),
+                   protocols=tuple(c.protocol for c in times),
+                   seconds=coll.repeat * max(c.time for c in times))
 
 
 def training_layout(spec: ModelSpec, fields: Mapping[str, object] | None, gpus: int,
