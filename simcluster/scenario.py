@@ -339,7 +339,8 @@ def shorthand_distribution(value: Any) -> Any:
     return value
 
 
-def _check_gpu_count(value: float) -> float:
+def check_gpu_count(value: float) -> float:
+    """``value`` if it is a GPU count a job may ask for (a share of one GPU, or whole GPUs)."""
     if value <= 0:
         raise ValueError(f"a job needs a positive number of GPUs, got {value}")
     if value > 1 and value != int(value):
@@ -384,7 +385,7 @@ class MixEntry(JobFields):
         if getter is None:
             raise ValueError("gpus must be a number, a list or a choice table")
         for v in getter(self.gpus):
-            _check_gpu_count(v)
+            check_gpu_count(v)
         return self
 
 
@@ -399,7 +400,7 @@ class JobEntry(JobFields):
     run_time: Time | None = None
     iterations: int | None = Field(None, ge=1)
 
-    _gpus = field_validator("gpus")(lambda v: _check_gpu_count(v))
+    _gpus = field_validator("gpus")(lambda v: check_gpu_count(v))
 
     @model_validator(mode="after")
     def _work(self) -> JobEntry:

@@ -104,13 +104,19 @@ def test_fgd_target_workload_steers_placement():
         {"gpus": 1, "weight": 2}, {"gpus": 0.5, "weight": 1}]
     with pytest.raises(TypeError, match="gpus and weight"):
         Fgd(target=[{"gpus": 1}])
+    with pytest.raises(TypeError, match="whole number"):  # not silently 3 GPUs
+        Fgd(target=[{"gpus": 3.5, "weight": 1}])
+    with pytest.raises(TypeError, match="cpus_per_gpu"):
+        Fgd(target=[{"gpus": 1, "weight": 1, "cpus_per_gpu": -3}])
+    with pytest.raises(simcluster.UserError, match="did you mean 'H100-SXM'"):
+        Fgd(target=[{"gpus": 1, "weight": 1, "gpu_type": "H100-SMX"}])
 
 
 def test_openb_ranking_fgd_over_best_fit_over_random_with_cpus(monkeypatch):
     """Weng et al., ATC'23 Fig. 9 (default openb trace): as arrived GPU demand passes 100%,
     FGD allocates more GPUs than best fit, and best fit more than random. The committed
     scenario (scenarios/openb_packing.toml: the nodes' CPUs and memory, the pods' requests) on
-    a 10% sample of each kind of openb node (121 nodes, 626 GPUs), through its script's public
+    a 10% sample of each kind of openb node (126 nodes, 638 GPUs), through its script's public
     path: pods drawn with replacement arrive once and fail if they do not fit."""
     monkeypatch.setenv("SIMCLUSTER_DATA", str(TRACES))
     module = _openb_script()

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from simcluster.hardware import GPUS
 from simcluster.policies.placement import (
     PLACEMENT_POLICIES,
     Pack,
@@ -46,6 +47,7 @@ from simcluster.policies.placement import (
     host_capacity,
 )
 from simcluster.policies.view import ClusterView
+from simcluster.scenario import check_gpu_count
 from simcluster.workload.jobs import Request
 
 __all__ = ["Fgd", "GpuMilli", "host_fragmentation", "milli", "target_workload"]
@@ -107,8 +109,16 @@ def _target_mix(target: Sequence[Mapping[str, Any]]) -> list[tuple[Request, floa
         if set(item) - known or not {"gpus", "weight"} <= set(item):
             raise TypeError(f"target entries need gpus and weight (optional gpu_type, "
                             f"cpus_per_gpu, memory_per_gpu), got {dict(item)!r}")
-        if not (item["gpus"] > 0 and item["weight"] > 0):
-            raise TypeError(f"target gpus and weight must be > 0, got {dict(item)!r}")
+        try:
+            check_gpu_count(item["gpus"])
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"target gpus: {err} (in {dict(item)!r})") from None
+        if not item["weight"] > 0 or any(item.get(k, 0) < 0
+                                         for k in ("cpus_per_gpu", "memory_per_gpu")):
+            raise TypeError(f"target weight must be > 0 and cpus_per_gpu, memory_per_gpu >= 0, "
+                            f"got {dict(item)!r}")
+        if item.get("gpu_type") is not None:
+            GPUS.get(item["gpu_type"], "target gpu_type")  # a clear error for an unknown type
         mix[Request(**{k: v for k, v in item.items() if k != "weight"})] += item["weight"]
     total = sum(mix.values())
     if not total:
