@@ -51,11 +51,16 @@ def host_capacity(request: Request, view: ClusterView,
     n_hosts = len(view.host_rack)
     gpus = np.bincount(view.gpu_host[idle], minlength=n_hosts)
     cpus, mem = _per_gpu_share(request, view)
-    # a zero per-GPU need divides by a tiny number: no limit from that resource (inf)
-    with np.errstate(over="ignore"):
-        by_cpu = np.floor(view.host_cpus_free / np.maximum(cpus, _TINY) + _EPS)
-        by_mem = np.floor(view.host_memory_free / np.maximum(mem, _TINY) + _EPS)
+    by_cpu = _whole_fits(view.host_cpus_free, cpus)
+    by_mem = _whole_fits(view.host_memory_free, mem)
     return np.minimum(gpus, np.minimum(by_cpu, by_mem)).astype(int)
+
+
+def _whole_fits(free: np.ndarray, per_gpu: np.ndarray) -> np.ndarray:
+    """How many GPUs' worth of a resource each host has free (inf where a GPU needs none)."""
+    out = np.full(len(free), np.inf)
+    np.divide(free, per_gpu, out=out, where=per_gpu > _TINY)
+    return np.floor(out + _EPS, out=out)
 
 
 def _fractional_candidates(request: Request, view: ClusterView) -> np.ndarray:
