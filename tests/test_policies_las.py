@@ -112,11 +112,14 @@ def test_one_type_fast_path_equals_the_typed_walk():
     assert skipped > 30  # and the shortcut was taken, often
 
 
-def test_tracked_queues_give_the_same_run_as_scanning(monkeypatch):
-    """The engine's start/stop reports (a heap of threshold crossings) change the cost of a
-    pass, not its decisions: the same run with the policy left to scan the running jobs."""
-    scenario = heavy_tailed("las", {"thresholds": [300.0, 3000.0], "starvation_factor": 2.0},
-                            n=200)
+@pytest.mark.parametrize("params", [
+    {"thresholds": [300.0, 3000.0], "starvation_factor": 2.0},
+    {"thresholds": [0.0, 500.0], "starvation_factor": 0.5, "min_run_s": 200.0}])
+def test_tracked_queues_give_the_same_run_as_scanning(monkeypatch, params):
+    """The engine's start/stop reports (a heap of threshold crossings, the running jobs kept
+    ranked for the ideal-set walk) change the cost of a pass, not its decisions: the same run
+    with the policy left to scan and rank the running jobs itself."""
+    scenario = heavy_tailed("las", params, n=200)
     tracked = simcluster.run(scenario, check=True)
     monkeypatch.setattr(Las, "on_start", lambda self, job: None)
     monkeypatch.setattr(Las, "on_stop", lambda self, job: None)

@@ -16,12 +16,14 @@ equivalents per GPU type), not placed: placement runs afterwards on the freed GP
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from simcluster.policies.view import ClusterView, JobView
 
-__all__ = ["ideal_set_victims", "lease_expiry", "preemptible"]
+__all__ = ["Entry", "entry", "ideal_set_victims", "lease_expiry", "preemptible"]
 
 _EPS = 1e-9
 
@@ -72,7 +74,8 @@ class _Pool:
 
 
 def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_s: float = 0.0,
-                      may_preempt: Callable[[JobView, JobView], bool] | None = None) -> list[int]:
+                      may_preempt: Callable[[JobView, JobView], bool] | None = None,
+                      ranked_running: Sequence[Entry] | None = None) -> list[int]:
     """Running jobs to stop so that better-ranked pending jobs can run.
 
     Args:
@@ -80,6 +83,8 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
         key: rank of a job (smaller = more deserving), applied to running and pending jobs alike.
         min_run_s: running jobs younger than this are never stopped.
         may_preempt: ``may_preempt(pending, running)``, an extra condition (default: always).
+        ranked_running: the running jobs' :data:`Entry` rows sorted by ``key``, kept by a
+            policy that tracks them (saves ranking them again on every pass; same result).
 
     Returns:
         Ids of the running jobs to stop, worst ranked first.
@@ -93,8 +98,9 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
         total[t] = total.get(t, 0.0) + 1.0
     if len(total) == 1:  # one GPU type: the same walk on plain numbers (the common case)
         only, gpus = next(iter(total.items()))
-        return _one_type(list(view.jobs_running), pending, now, key, min_run_s, may_preempt,
-                         only, gpus)
+        running = list(view.jobs_running) if ranked_running is None or min_run_s > 0 else []
+        return _one_type(running, pending, now, key, min_run_s, may_preempt, only, gpus,
+                         ranked_running)
     return _any_types(view, pending, key, min_run_s, may_preempt, total)
 
 
@@ -158,10 +164,16 @@ def _any_types(view: ClusterView, pending: list[JobView], key: Callable[[JobView
 def _one_type(running: list[JobView], pending: list[JobView], now: float,
               key: Callable[[JobView], Any], min_run_s: float,
               may_preempt: Callable[[JobView, JobView], bool] | None, only: str,
-              total: float) -> list[int]:
+              total: float, ranked_running: Sequence[Entry] | None = None) -> list[int]:
     """:func:`ideal_set_victims` on a cluster of one GPU type, with GPU counts as floats and
     each job's key computed once (same result, a fraction of the cost on big queues)."""
     held = fixed = 0.0
+    if ranked_running is not None and min_run_s <= 0:  # the policy keeps them ranked
+        held = sum(e[1] for e in ranked_running)
+        ranked = list(ranked_running)
+        for e in sorted((entry(key, j) for j in pending), key=_KEY):
+            bisect.insort(ranked, e, key=_KEY)  # after equal keys: as the stable sort below
+        return _walk(ranked, total - held, total, only, may_preempt)
     if min_run_s <= 0:  # every running job may be stopped
         candidates = running
         held = sum(r.request.gpus for r in running)
@@ -174,34 +186,50 @@ def _one_type(running: list[JobView], pending: list[JobView], now: float,
                 candidates.append(r)
             else:
                 fixed += g
-    free, budget = total - held, total - fixed
-    ranked = sorted([*candidates, *pending], key=key)  # stable: ties keep this order
+    ranked = sorted((entry(key, j) for j in [*candidates, *pending]), key=_KEY)  # stable
+    return _walk(ranked, total - held, total - fixed, only, may_preempt)
+
+
+# a job as the walk sees it: (key, GPUs, GPU type, running, id, job), ranked by its key alone
+Entry = tuple[Any, float, str | None, bool, int, JobView]
+_KEY = operator.itemgetter(0)
+
+
+def entry(key: Callable[[JobView], Any], job: JobView) -> Entry:
+    """``job``'s :data:`Entry` under ``key``."""
+    request = job.request
+    return (key(job), request.gpus, request.gpu_type, job.run_start_s is not None, job.id, job)
+
+
+def _walk(ranked: list[Entry], free: float, budget: float, only: str,
+          may_preempt: Callable[[JobView, JobView], bool] | None) -> list[int]:
+    """The ideal set over ``ranked`` (best first), then the victims of its pending jobs."""
     keep: set[int] = set()
-    chosen: list[JobView] = []
-    for job in ranked:
-        need = job.request.gpus
-        if job.request.gpu_type not in (None, only) or budget + _EPS < need:
+    chosen: list[Entry] = []
+    for e in ranked:
+        need = e[1]
+        if e[2] not in (None, only) or budget + _EPS < need:
             continue
         budget -= need
-        if job.run_start_s is not None:
-            keep.add(job.id)
+        if e[3]:
+            keep.add(e[4])
         else:
-            chosen.append(job)
-    spare = [j for j in reversed(ranked) if j.run_start_s is not None and j.id not in keep]
+            chosen.append(e)
+    spare = [e for e in reversed(ranked) if e[3] and e[4] not in keep]
     victims: list[int] = []
     taken: set[int] = set()
-    for p in chosen:
-        need = p.request.gpus
+    for pe in chosen:
+        need, p = pe[1], pe[5]
         if free + _EPS >= need:
             free -= need
             continue
         picked: list[int] = []
         have = free
-        for r in spare:
-            if r.id in taken or (may_preempt is not None and not may_preempt(p, r)):
+        for e in spare:
+            if e[4] in taken or (may_preempt is not None and not may_preempt(p, e[5])):
                 continue
-            picked.append(r.id)
-            have += r.request.gpus
+            picked.append(e[4])
+            have += e[1]
             if have + _EPS >= need:
                 break
         if have + _EPS < need:

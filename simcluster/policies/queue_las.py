@@ -24,16 +24,19 @@ the policy computes the same answers from the running jobs themselves.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import operator
 from collections.abc import Sequence
 
-from simcluster.policies.preemption import ideal_set_victims, lease_expiry
+from simcluster.policies.preemption import Entry, entry, ideal_set_victims, lease_expiry
 from simcluster.policies.queue import QUEUE_POLICIES, QueuePolicy, _flag, _nonneg
 from simcluster.policies.view import ClusterView, JobView
 
 __all__ = ["Las"]
 
 _EPS = 1e-9
+_KEY = operator.itemgetter(0)
 _MARGIN = 1e-3  # s: crossings this close are checked with the exact test (rounding of times)
 
 
@@ -53,6 +56,8 @@ class _Levels:
         self.jobs: dict[int, list] = {}
         self.count = [0] * (len(las.thresholds) + 1)  # running jobs per queue
         self.heap: list[tuple[float, int, float]] = []  # (crossing time, id, run start)
+        self.keys: dict[JobView, tuple[int, float, int]] = {}  # each running job's LAS key
+        self.order: list[Entry] = []  # the running jobs ranked by key (for the ideal-set walk)
 
     def start(self, job: JobView) -> None:
         self.stop(job)
@@ -63,12 +68,24 @@ class _Levels:
         level = self.las.queue(job)
         self.jobs[job.id] = [job, job.run_start_s, level, self.las.attained(job), rate]
         self.count[level] += 1
+        self._rank(job, level)
         self._push(job.id)
 
     def stop(self, job: JobView) -> None:
         entry = self.jobs.pop(job.id, None)
         if entry is not None:
             self.count[entry[2]] -= 1
+            self._unrank(entry[0])
+
+    def _rank(self, job: JobView, level: int) -> None:
+        key = self.keys[job] = (level, job.submit_s, job.id)
+        bisect.insort(self.order, entry(lambda _j: key, job), key=_KEY)
+
+    def _unrank(self, job: JobView) -> None:
+        key = self.keys.pop(job)
+        i = bisect.bisect_left(self.order, key, key=_KEY)
+        assert self.order[i][5] is job, "LAS ranking out of step with the running jobs"
+        del self.order[i]
 
     def _push(self, job_id: int) -> None:
         _, start, level, attained, rate = self.jobs[job_id]
@@ -88,6 +105,8 @@ class _Levels:
                 self.count[entry[2]] -= 1
                 entry[2] += 1
                 self.count[entry[2]] += 1
+                self._unrank(entry[0])
+                self._rank(entry[0], entry[2])
                 self._push(item[1])
             else:
                 near.append(item)  # due within the margin, not yet crossed
@@ -104,10 +123,6 @@ class _Levels:
         while heap and ((e := self.jobs.get(heap[0][1])) is None or e[1] != heap[0][2]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
-
-    def queue(self, job_id: int) -> int | None:
-        entry = self.jobs.get(job_id)
-        return None if entry is None else entry[2]
 
 
 @QUEUE_POLICIES.register("las")
@@ -175,8 +190,11 @@ class Las(QueuePolicy):
             due = self._starving_at(job)
             if due is not None and view.now >= due - _EPS:
                 self._offset[job.id] = job.attained_gpu_s
-        level = None if self._levels is None else self._levels.queue(job.id)
-        return (self.queue(job) if level is None else level, job.submit_s, job.id)
+        if self._levels is not None:  # a running job: its key as the engine's reports keep it
+            tracked = self._levels.keys.get(job)
+            if tracked is not None:
+                return tracked
+        return (self.queue(job), job.submit_s, job.id)
 
     def _tracked(self, view: ClusterView) -> _Levels | None:
         """The running jobs' queues as of now, if the engine reports starts and stops."""
@@ -199,7 +217,8 @@ class Las(QueuePolicy):
         elif all(self.queue(r) <= best for r in view.jobs_running):
             return []
         return ideal_set_victims(view, self.key, min_run_s=self.min_run_s,
-                                 may_preempt=lambda p, r: self.key(p)[0] < self.key(r)[0])
+                                 may_preempt=lambda p, r: self.key(p)[0] < self.key(r)[0],
+                                 ranked_running=None if levels is None else levels.order)
 
     def next_event(self, view: ClusterView) -> float | None:
         if not view.jobs_pending:
