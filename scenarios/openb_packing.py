@@ -17,6 +17,14 @@ Run it::
 
 ``--scale`` keeps that fraction of the nodes of each kind (default 1: 1,213 nodes, 6,212 GPUs,
 ~10,000 pods; about a minute for the three policies).
+
+GPU-type constraints (issue 6): ``--pods`` picks another pod list, e.g. the one where a third of
+the pods name GPU models (``gpu_spec``: ``T4``, ``V100M16|V100M32``, ...), and
+``--gpu-constraints`` makes them bind: each pod may then only use GPUs of a node whose model
+(its pool's label) is one it names (``[workload.trace] gpu_labels``)::
+
+    python scenarios/openb_packing.py --data-dir ../shared/data/traces --step 10 \
+        --pods alibaba_pai_v2023_openb/openb_pod_list_gpuspec33.csv --gpu-constraints
 """
 
 from __future__ import annotations
@@ -48,13 +56,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction of the openb nodes of each kind to keep (0 < s <= 1)")
     parser.add_argument("--step", type=float, default=5.0, help="demand step (percent)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pods", help="pod list, relative to the data directory (default: "
+                                       "the scenario's openb_pod_list_default.csv)")
+    parser.add_argument("--gpu-constraints", action="store_true",
+                        help="pods keep their gpu_spec as a constraint on the nodes' GPU models")
     parser.add_argument("--out", type=Path, default=Path("allocation.csv"))
     args = parser.parse_args(argv)
     if args.data_dir is not None:
         os.environ[DATA_ENV] = str(args.data_dir)
     try:
-        scenario = simcluster.load_scenario(HERE / "openb_packing.toml",
-                                            [f"cluster.nodes_from.scale={args.scale}"])
+        scenario = simcluster.load_scenario(HERE / "openb_packing.toml", overrides(args))
         curve = pd.concat([
             allocation_curve(with_target(scenario, name, args.fgd_target, args.seed), [name],
                              max_demand=1.3, step=args.step / 100.0, seed=args.seed)
@@ -68,6 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     curve[["policy", "arrived_demand_pct", "allocated_pct"]].to_csv(args.out, index=False)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set``-style overrides the command line asks for."""
+    out = [f"cluster.nodes_from.scale={args.scale}"]
+    if args.pods:
+        out.append(f"workload.trace.path={args.pods}")
+    if args.gpu_constraints:
+        out.append("workload.trace.gpu_labels=true")
+    return out
 
 
 def with_target(scenario: Scenario, policy: str, target: str, seed: int) -> Scenario:

@@ -117,6 +117,28 @@ def _check_name(kind: str, value: str | None, info: ValidationInfo) -> str | Non
     raise ValueError(message)
 
 
+def _check_gpu_type(value: str | None, info: ValidationInfo) -> str | None:
+    """A job's ``gpu_type``: GPU catalog names or labels of the cluster's pools, alternatives
+    joined by "|" (a GPU matches when its type or label is one of them)."""
+    context = info.context or {}
+    registry = context.get("registries", {}).get("GPU")
+    if value is None or registry is None:
+        return value
+    labels = list(context.get("pool labels", []))
+    for name in value.split("|"):
+        if name in registry or name in labels:
+            continue
+        names = [*sorted(registry), *labels]
+        message = (f"unknown GPU type or pool label {name!r}; expected a GPU catalog name "
+                   f"({', '.join(sorted(registry))}) or a label of the cluster's pools "
+                   f"({', '.join(labels) or 'none'}), alternatives joined by '|'")
+        hint = closest(name, names)
+        if hint:
+            message += f" (did you mean {hint!r}?)"
+        raise ValueError(message)
+    return value
+
+
 class RunConfig(_Model):
     """``[run]``: seed, horizon, fidelity.
 
@@ -178,8 +200,8 @@ class PoolConfig(_Model):
         cpus: CPU cores per node, if not the node spec's (a node list's figure).
         memory_gib: host memory per node in GiB, if not the node spec's.
         label: what the nodes are called where they came from (a node list's GPU model, e.g.
-            openb's ``T4``), kept so that pools of different models stay apart; not used to
-            build the cluster.
+            openb's ``T4``), kept so that pools of different models stay apart; every GPU of
+            the pool carries it, and a job's ``gpu_type`` may name it (GPU-type constraints).
 
     >>> PoolConfig(gpu="A100-40GB", nodes=2, cpus=64, memory_gib=256).memory_gib
     256.0
@@ -249,6 +271,14 @@ class ClusterConfig(_Model):
     _fabric = field_validator("fabric")(lambda v, info: _check_name("fabric", v, info))
 
     _nodes_from = model_validator(mode="before")(expand_nodes_from)
+
+    @model_validator(mode="after")
+    def _share_labels(self, info: ValidationInfo) -> ClusterConfig:
+        """Hand the pools' labels to the checks of the jobs' ``gpu_type`` (the workload is
+        validated after the cluster, in the same validation context)."""
+        if info.context is not None:
+            info.context["pool labels"] = sorted({p.label for p in self.node_pools() if p.label})
+        return self
 
     @model_validator(mode="after")
     def _one_form(self) -> ClusterConfig:
@@ -360,7 +390,7 @@ class JobFields(_Model):
     parallelism: TrainingParallelism | None = None  # DP/TP/PP/ZeRO layout (issue 4)
 
     _model = field_validator("model")(lambda v, info: _check_name("model", v, info))
-    _gpu_type = field_validator("gpu_type")(lambda v, info: _check_name("GPU", v, info))
+    _gpu_type = field_validator("gpu_type")(lambda v, info: _check_gpu_type(v, info))
 
 
 class MixEntry(JobFields):

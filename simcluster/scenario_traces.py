@@ -140,7 +140,12 @@ class TraceConfig(_Model):
             dominated by vision/recommendation-era jobs with no model named, and ResNet-50 is
             the MLPerf reference vision workload; at ``duration`` fidelity it does not matter.
         gpu_types: trace GPU type -> GPU catalog name, for GPU-type constraints; types not
-            mapped impose no constraint.
+            mapped impose no constraint (unless ``gpu_labels``).
+        gpu_labels: keep the trace's GPU type as the job's constraint, "|" alternatives and
+            all (openb's ``gpu_spec``, e.g. ``"V100M16|V100M32"``), each name mapped by
+            ``gpu_types`` where it maps, else kept as a pool label (a cluster built with
+            ``nodes_from`` labels its pools with the node list's GPU models); a job naming only
+            types no GPU has is rejected at submit.
         host_resources: also ask for the CPU cores and host memory the trace gives.
         transforms: filters and scalings (recorded with the resolved scenario).
     """
@@ -151,6 +156,7 @@ class TraceConfig(_Model):
     on_bad_row: Literal["error", "skip"] = "error"
     model: str = "resnet-50"
     gpu_types: dict[str, str] = {}
+    gpu_labels: bool = False
     host_resources: bool = False
     transforms: TraceTransforms = TraceTransforms()
 

@@ -77,6 +77,8 @@ class Topology:
         storage: storage server node names.
         fabric: the builder that made it ("single_node", "rail_optimized", "fat_tree",
             "kary_fat_tree").
+        host_labels: the label of each host's pool (``[[cluster.pools]] label``: a node list's
+            GPU model, e.g. openb's ``T4``), None where unlabelled; () when no host has one.
     """
 
     graph: nx.DiGraph
@@ -87,6 +89,7 @@ class Topology:
     host_specs: tuple[NodeSpec, ...]
     storage: tuple[str, ...] = ()
     fabric: str = "custom"
+    host_labels: tuple[str | None, ...] = ()
     _starts: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +101,8 @@ class Topology:
             raise ValueError("gpu_host/host_rack must have one entry per GPU/host")
         if len(self.host_specs) != len(self.hosts):
             raise ValueError("host_specs must have one entry per host")
+        if self.host_labels and len(self.host_labels) != len(self.hosts):
+            raise ValueError("host_labels must be empty or have one entry per host")
         if np.any(np.diff(self.gpu_host) < 0):
             raise ValueError("GPUs must be listed host-major (gpu_host non-decreasing)")
         starts = np.searchsorted(self.gpu_host, np.arange(len(self.hosts) + 1))
@@ -111,6 +116,15 @@ class Topology:
     def gpu_type(self, g: int) -> str:
         """GPU catalog name of GPU index ``g``."""
         return self.host_specs[int(self.gpu_host[g])].gpu
+
+    def gpu_label(self, g: int) -> str | None:
+        """Label of GPU index ``g``'s pool (None when its pool has none)."""
+        return self.host_labels[int(self.gpu_host[g])] if self.host_labels else None
+
+    @property
+    def gpu_labels(self) -> tuple[str | None, ...]:
+        """:meth:`gpu_label` of every GPU, in index order."""
+        return tuple(self.gpu_label(g) for g in range(len(self.gpus)))
 
     @property
     def num_racks(self) -> int:
@@ -267,7 +281,8 @@ def gpu_cluster(spec: NodeSpec | Sequence[tuple[NodeSpec, int]], nodes: int | No
                 fabric: str = "rail_optimized",
                 nodes_per_rack: int = 32, oversubscription: float = 1.0,
                 storage_servers: int = 1, storage: StorageSpec | None = None,
-                nic: NICSpec | None = None) -> Topology:
+                nic: NICSpec | None = None,
+                labels: Sequence[str | None] | None = None) -> Topology:
     """A two-level leaf/spine GPU cluster: racks of servers, leaves, spines, storage.
 
     Rail-optimised (DGX SuperPOD style): a rack has one leaf per rail; NIC r of every server in
@@ -295,7 +310,11 @@ def gpu_cluster(spec: NodeSpec | Sequence[tuple[NodeSpec, int]], nodes: int | No
         storage_servers: storage servers on the spine layer.
         storage: their spec (default ``AI400X2``).
         nic: compute NIC override (default ``spec.nic``).
+        labels: each pool's label (:attr:`Topology.host_labels`), one per pool; default none.
     """
+    counts = [nodes or 0] if isinstance(spec, NodeSpec) else [int(n) for _, n in spec]
+    if labels is not None and len(labels) != len(counts):
+        raise UserError(f"{len(labels)} labels for {len(counts)} pools")
     if isinstance(spec, NodeSpec):
         if nodes is None:
             raise UserError("gpu_cluster needs nodes for a single node spec")
@@ -307,9 +326,14 @@ def gpu_cluster(spec: NodeSpec | Sequence[tuple[NodeSpec, int]], nodes: int | No
         if not pools or any(n < 1 for _, n in pools):
             raise UserError(f"pools need at least one node each, got {[n for _, n in pools]}")
         spec, nodes = (pools[0][0] if len(pools) == 1 else tuple(pools)), total
-    return FABRICS.get(fabric, where="fabric")(
+    topo = FABRICS.get(fabric, where="fabric")(
         spec, nodes, nodes_per_rack=nodes_per_rack, oversubscription=oversubscription,
         storage_servers=storage_servers, storage=storage, nic=nic)
+    if labels is None or all(label is None for label in labels):
+        return topo
+    host_labels = tuple(label for label, n in zip(labels, counts, strict=True)
+                        for _ in range(n))
+    return replace(topo, host_labels=host_labels)
 
 
 def _cluster(spec: NodeSpec | tuple[tuple[NodeSpec, int], ...], nodes: int,

@@ -73,7 +73,7 @@ def test_las_runs_are_event_driven_and_finish_everything():
 def test_one_type_fast_path_equals_the_typed_walk():
     """The single-GPU-type walk (floats) stops exactly the jobs the per-type walk stops."""
     from simcluster.policies.preemption import _any_types, _one_type, ideal_set_victims
-    from simcluster.policies.view import StaticJob, StaticView
+    from simcluster.policies.view import StaticJob, StaticView, TypeMasks
     from simcluster.rng import Streams
 
     rng = Streams(5).get("test/preemption")
@@ -99,10 +99,10 @@ def test_one_type_fast_path_equals_the_typed_walk():
         key = lambda j: (j.remaining_s, j.id)  # noqa: E731
         may = (lambda p, r: p.remaining_s < r.remaining_s) if trial % 2 else None
         min_run = float(rng.choice([0.0, 7.0]))
+        masks = TypeMasks(view.gpu_types)
         fast = _one_type(list(view.jobs_running), list(view.jobs_pending), view.now, key,
-                         min_run, may, view.gpu_types[0], float(n))
-        typed = _any_types(view, list(view.jobs_pending), key, min_run, may,
-                           {view.gpu_types[0]: float(n)})
+                         min_run, may, masks, float(n))
+        typed = _any_types(view, list(view.jobs_pending), key, min_run, may, masks)
         assert fast == typed, (trial, fast, typed)
         # the public entry (which skips the walk when the free GPUs cover every pending job)
         assert ideal_set_victims(view, key, min_run_s=min_run, may_preempt=may) == fast

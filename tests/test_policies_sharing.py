@@ -109,7 +109,7 @@ def test_fgd_target_workload_steers_placement():
     with pytest.raises(TypeError, match="cpus_per_gpu"):
         Fgd(target=[{"gpus": 1, "weight": 1, "cpus_per_gpu": -3}])
     with pytest.raises(simcluster.UserError, match="did you mean 'H100-SXM'"):
-        Fgd(target=[{"gpus": 1, "weight": 1, "gpu_type": "H100-SMX"}])
+        Fgd(target=[{"gpus": 1, "weight": 1, "gpu_type": "H100-SMX"}]).place(Request(1), view)
 
 
 def test_openb_ranking_fgd_over_best_fit_over_random_with_cpus(monkeypatch):
@@ -149,6 +149,7 @@ class OpenbHosts:
         self.gpu_host = np.repeat(np.arange(len(nodes)), counts)
         self.host_rack = np.zeros(len(nodes), dtype=int)
         self.gpu_types = tuple((types or ["gpu"] * len(nodes))[h] for h in self.gpu_host)
+        self.gpu_labels = (None,) * len(self.gpu_types)
         self.gpu_type_mask = TypeMasks(self.gpu_types)
         self.gpu_free = np.ones(len(self.gpu_host))
         self.host_cpus_free, self.host_cpus_per_gpu = cpus.copy(), cpus / counts

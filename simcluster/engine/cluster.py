@@ -80,7 +80,8 @@ class ClusterState:
         self._down = np.zeros(len(topology.gpus), dtype=np.int64)
         self._withheld = np.zeros(len(topology.gpus))
         self.withheld = 0.0
-        self.gpu_type_mask = TypeMasks(self._types)
+        self._labels = topology.gpu_labels
+        self.gpu_type_mask = TypeMasks(self._types, self._labels)
         self._never: dict[Request, str | None] = {}
 
     # ClusterView -------------------------------------------------------------------------
@@ -99,6 +100,10 @@ class ClusterState:
     @property
     def gpu_types(self) -> tuple[str, ...]:
         return self._types
+
+    @property
+    def gpu_labels(self) -> tuple[str | None, ...]:
+        return self._labels
 
     @property
     def gpu_free(self) -> np.ndarray:
@@ -135,8 +140,9 @@ class ClusterState:
     def _never_fits(self, request: Request) -> str | None:
         mask = type_mask(request, self)
         if not mask.any():
-            present = ", ".join(sorted(set(self._types)))
-            return f"no GPU of type {request.gpu_type!r} in the cluster (it has {present})"
+            present = ", ".join(sorted(set(self._types) | (set(self._labels) - {None})))
+            return (f"no GPU of type {request.gpu_type!r} in the cluster (no catalog type or "
+                    f"pool label matches; it has {present})")
         if request.fractional:
             host = self.gpu_host[mask]
             cpus = self._share(request.cpus_per_gpu, self._cpg)[host] * request.gpus
@@ -167,7 +173,7 @@ class ClusterState:
             raise AllocationError(f"placement {gpus} includes a failed GPU")
         if (self._free[idx] < share - _EPS).any():
             raise AllocationError(f"GPUs {gpus} lack a free share of {share}")
-        if request.gpu_type is not None and any(self._types[g] != request.gpu_type for g in gpus):
+        if request.gpu_type is not None and not self.gpu_type_mask(request.gpu_type)[idx].all():
             raise AllocationError(f"placement {gpus} is not all {request.gpu_type}")
         host_cpus: dict[int, float] = {}
         host_mem: dict[int, float] = {}
@@ -268,6 +274,7 @@ class _IdleView:
         self.now = state.now
         self.gpu_host, self.host_rack, self.gpu_types = (state.gpu_host, state.host_rack,
                                                          state.gpu_types)
+        self.gpu_labels = state.gpu_labels
         self.gpu_free = np.ones(len(state.gpu_types))
         self.host_cpus_free = state._cpus_total
         self.host_memory_free = state._mem_total

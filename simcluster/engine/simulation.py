@@ -51,8 +51,9 @@ def build_topology(cluster: ClusterConfig, nic: NICSpec | None = None) -> Topolo
     """The topology a scenario's ``[cluster]`` table describes (``nic``: compute NIC override).
 
     Pools (``[[cluster.pools]]``) share one fabric, numbered pool by pool."""
-    pools = [(pool_spec(pool), pool.nodes) for pool in cluster.node_pools()]
-    return gpu_cluster(pools, fabric=cluster.fabric,
+    node_pools = cluster.node_pools()
+    pools = [(pool_spec(pool), pool.nodes) for pool in node_pools]
+    return gpu_cluster(pools, fabric=cluster.fabric, labels=[p.label for p in node_pools],
                        nodes_per_rack=cluster.nodes_per_rack,
                        oversubscription=cluster.oversubscription,
                        storage_servers=cluster.storage.servers,

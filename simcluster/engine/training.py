@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
 import simpy
 
 from simcluster.engine.cluster import Allocation
@@ -23,6 +24,7 @@ from simcluster.perf.iteration import (
     training_layout,
 )
 from simcluster.perf.models import ModelSpec
+from simcluster.policies.view import TypeMasks
 from simcluster.routing import Router
 from simcluster.topology import Topology
 from simcluster.workload.jobs import JobSpec
@@ -91,9 +93,10 @@ class PerfModel:
         key = (spec.request.gpu_type, spec.request.whole)
         chosen = self._reference.get(key)
         if chosen is None:
-            topo, wanted = self.topology, spec.request.gpu_type
-            chosen = tuple(g for g in range(len(topo.gpus))
-                           if wanted is None or topo.gpu_type(g) == wanted)[: key[1]]
+            topo = self.topology
+            types = tuple(topo.gpu_type(g) for g in range(len(topo.gpus)))
+            mask = TypeMasks(types, topo.gpu_labels)(spec.request.gpu_type)
+            chosen = tuple(int(g) for g in np.flatnonzero(mask))[: key[1]]
             self._reference[key] = chosen
         return chosen
 

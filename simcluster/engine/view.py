@@ -136,6 +136,7 @@ class EngineView:
     gpu_host = property(lambda self: self.cluster.gpu_host)
     host_rack = property(lambda self: self.cluster.host_rack)
     gpu_types = property(lambda self: self.cluster.gpu_types)
+    gpu_labels = property(lambda self: self.cluster.gpu_labels)
     gpu_free = property(lambda self: self.cluster.gpu_free)
     host_cpus_free = property(lambda self: self.cluster.host_cpus_free)
     host_memory_free = property(lambda self: self.cluster.host_memory_free)

@@ -47,7 +47,8 @@ def sample_pods(scenario: Scenario, capacity: float, max_demand: float,
     pods = list(read_trace(trace.format, resolve_data_path(trace.path),
                            on_bad_row=trace.on_bad_row, mapping=trace.mapping or None,
                            transforms=trace.transforms, seed=seed, model=trace.model,
-                           gpu_types=trace.gpu_types, host_resources=trace.host_resources))
+                           gpu_types=trace.gpu_types, host_resources=trace.host_resources,
+                           gpu_labels=trace.gpu_labels))
     if not pods:
         raise UserError(f"{trace.path}: no GPU pods to sample")
     rng = Streams(seed).get("packing/pods")
@@ -100,7 +101,7 @@ def trace_target(scenario: Scenario, seed: int = 0) -> list[dict]:
     pods = read_trace(trace.format, resolve_data_path(trace.path), on_bad_row=trace.on_bad_row,
                       mapping=trace.mapping or None, transforms=trace.transforms, seed=seed,
                       model=trace.model, gpu_types=trace.gpu_types,
-                      host_resources=trace.host_resources)
+                      host_resources=trace.host_resources, gpu_labels=trace.gpu_labels)
     return target_workload(p.request for p in pods)
 
 

@@ -4,7 +4,9 @@ The rule is Tiresias' (Gu et al., NSDI'19): rank every job, running or pending, 
 key; walk them best first, giving each the GPUs it needs while the cluster has them (the *ideal
 set*). A running job outside the ideal set is stopped only when a pending job inside it needs its
 GPUs, may preempt it, and fits once the victims are gone. GPUs are counted (whole-GPU
-equivalents per GPU type), not placed: placement runs afterwards on the freed GPUs.
+equivalents per GPU class: catalog type and pool label, :class:`TypeMasks`), not placed:
+placement runs afterwards on the freed GPUs. A request naming several types or labels ("A|B")
+draws from the classes it admits, the fullest first.
 
 >>> from simcluster.policies.view import StaticJob, StaticView
 >>> running = [StaticJob(1, size=4, remaining=500.0, gpus=(0, 1, 2, 3), run_start_s=0.0)]
@@ -21,7 +23,9 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from simcluster.policies.view import ClusterView, JobView
+import numpy as np
+
+from simcluster.policies.view import ClusterView, JobView, TypeMasks
 
 __all__ = ["Entry", "entry", "ideal_set_victims", "lease_expiry", "preemptible"]
 
@@ -44,33 +48,31 @@ def lease_expiry(view: ClusterView, min_run_s: float) -> float | None:
 
 
 class _Pool:
-    """GPU-equivalents per GPU type, drawn by requests that may name a type or not."""
+    """GPU-equivalents per GPU class (:attr:`TypeMasks.classes` index), drawn by requests that
+    name types or labels (the classes their ``gpu_type`` admits) or not (every class)."""
 
-    def __init__(self, counts: dict[str, float]) -> None:
-        self.counts = counts
+    def __init__(self, counts: dict[int, float], masks: TypeMasks) -> None:
+        self.counts, self.masks = counts, masks
 
     def take(self, need: float, gpu_type: str | None, commit: bool = True) -> bool:
-        if gpu_type is not None:
-            if self.counts.get(gpu_type, 0.0) + _EPS < need:
-                return False
-            if commit:
-                self.counts[gpu_type] -= need
-            return True
-        if sum(self.counts.values()) + _EPS < need:
+        admits = self.masks.matching(gpu_type)
+        classes = [c for c in self.counts if admits[c]]
+        if sum(self.counts[c] for c in classes) + _EPS < need:
             return False
         if commit:
-            for t in sorted(self.counts, key=lambda t: -self.counts[t]):
-                got = min(need, self.counts[t])
-                self.counts[t] -= got
+            for c in sorted(classes, key=lambda c: -self.counts[c]):
+                got = min(need, self.counts[c])
+                self.counts[c] -= got
                 need -= got
                 if need <= _EPS:
                     break
         return True
 
-    def give(self, job: JobView, types: tuple[str, ...]) -> None:
+    def give(self, job: JobView) -> None:
         share = job.request.gpus / max(1, len(job.gpus))
         for g in job.gpus:
-            self.counts[types[g]] = self.counts.get(types[g], 0.0) + share
+            c = int(self.masks.class_of[g])
+            self.counts[c] = self.counts.get(c, 0.0) + share
 
 
 def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_s: float = 0.0,
@@ -92,16 +94,13 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
     pending = list(view.jobs_pending)
     if not pending or _all_fit(view, pending):
         return []
-    now, types = view.now, view.gpu_types
-    total: dict[str, float] = {}
-    for t in types:
-        total[t] = total.get(t, 0.0) + 1.0
-    if len(total) == 1:  # one GPU type: the same walk on plain numbers (the common case)
-        only, gpus = next(iter(total.items()))
+    types, labels = view.gpu_types, view.gpu_labels
+    if len(set(types)) == 1 and len(set(labels)) == 1:  # one GPU class: the same walk on
+        # plain numbers (the common case; the class's masks stand for every GPU)
         running = list(view.jobs_running) if ranked_running is None or min_run_s > 0 else []
-        return _one_type(running, pending, now, key, min_run_s, may_preempt, only, gpus,
-                         ranked_running)
-    return _any_types(view, pending, key, min_run_s, may_preempt, total)
+        return _one_type(running, pending, view.now, key, min_run_s, may_preempt,
+                         TypeMasks(types[:1], labels[:1]), float(len(types)), ranked_running)
+    return _any_types(view, pending, key, min_run_s, may_preempt, TypeMasks(types, labels))
 
 
 def _all_fit(view: ClusterView, pending: list[JobView]) -> bool:
@@ -110,28 +109,31 @@ def _all_fit(view: ClusterView, pending: list[JobView]) -> bool:
     walk on most passes, e.g. the one a new arrival triggers on a cluster with room). Free GPUs
     of the cluster are never more than the walk counts free (a job being stopped still holds
     its GPUs), so the test is safe; with GPU-type requests it is only applied when there is
-    one GPU type."""
+    one GPU class (one catalog type and one label)."""
     requests = [p.request for p in pending]
-    if any(r.gpu_type is not None for r in requests) and len(set(view.gpu_types)) > 1:
+    if any(r.gpu_type is not None for r in requests) and (
+            len(set(view.gpu_types)) > 1 or len(set(view.gpu_labels)) > 1):
         return False
     return sum(r.gpus for r in requests) <= float(view.gpu_free.sum()) + _EPS
 
 
 def _any_types(view: ClusterView, pending: list[JobView], key: Callable[[JobView], Any],
                min_run_s: float, may_preempt: Callable[[JobView, JobView], bool] | None,
-               total: dict[str, float]) -> list[int]:
-    """:func:`ideal_set_victims` with GPU counts per type."""
-    now, types = view.now, view.gpu_types
-    held, fixed = _Pool(dict.fromkeys(total, 0.0)), _Pool(dict.fromkeys(total, 0.0))
+               masks: TypeMasks) -> list[int]:
+    """:func:`ideal_set_victims` with GPU counts per GPU class."""
+    now = view.now
+    total = dict(enumerate(np.bincount(masks.class_of, minlength=len(masks.classes))
+                           .astype(float).tolist()))
+    held, fixed = _Pool(dict.fromkeys(total, 0.0), masks), _Pool(dict.fromkeys(total, 0.0), masks)
     candidates: list[JobView] = []
     for r in view.jobs_running:
-        held.give(r, types)
+        held.give(r)
         if preemptible(r, now, min_run_s):
             candidates.append(r)
         else:
-            fixed.give(r, types)
-    free = _Pool({t: total[t] - held.counts[t] for t in total})
-    budget = _Pool({t: total[t] - fixed.counts[t] for t in total})
+            fixed.give(r)
+    free = _Pool({c: total[c] - held.counts[c] for c in total}, masks)
+    budget = _Pool({c: total[c] - fixed.counts[c] for c in total}, masks)
     keep: set[int] = set()
     chosen: list[JobView] = []
     for job in sorted([*candidates, *pending], key=key):
@@ -146,13 +148,14 @@ def _any_types(view: ClusterView, pending: list[JobView], key: Callable[[JobView
         need, gpu_type = p.request.gpus, p.request.gpu_type
         if free.take(need, gpu_type):
             continue
+        mask = masks(gpu_type)
         usable = [r for r in spare if r.id not in victims
                   and (may_preempt is None or may_preempt(p, r))
-                  and (gpu_type is None or all(types[g] == gpu_type for g in r.gpus))]
+                  and (gpu_type is None or all(mask[g] for g in r.gpus))]
         picked: list[JobView] = []
         for r in usable:
             picked.append(r)
-            free.give(r, types)
+            free.give(r)
             if free.take(need, gpu_type, commit=False):
                 break
         if not free.take(need, gpu_type):
@@ -163,17 +166,19 @@ def _any_types(view: ClusterView, pending: list[JobView], key: Callable[[JobView
 
 def _one_type(running: list[JobView], pending: list[JobView], now: float,
               key: Callable[[JobView], Any], min_run_s: float,
-              may_preempt: Callable[[JobView, JobView], bool] | None, only: str,
+              may_preempt: Callable[[JobView, JobView], bool] | None, masks: TypeMasks,
               total: float, ranked_running: Sequence[Entry] | None = None) -> list[int]:
-    """:func:`ideal_set_victims` on a cluster of one GPU type, with GPU counts as floats and
-    each job's key computed once (same result, a fraction of the cost on big queues)."""
+    """:func:`ideal_set_victims` on a cluster of one GPU class (``masks`` has one), with GPU
+    counts as floats and each job's key computed once (same result, a fraction of the cost on
+    big queues); a job whose ``gpu_type`` does not admit that class is left out."""
+    admits = masks.matching
     held = fixed = 0.0
     if ranked_running is not None and min_run_s <= 0:  # the policy keeps them ranked
         held = sum(e[1] for e in ranked_running)
         ranked = list(ranked_running)
         for e in sorted((entry(key, j) for j in pending), key=_KEY):
             bisect.insort(ranked, e, key=_KEY)  # after equal keys: as the stable sort below
-        return _walk(ranked, total - held, total, only, may_preempt)
+        return _walk(ranked, total - held, total, admits, may_preempt)
     if min_run_s <= 0:  # every running job may be stopped
         candidates = running
         held = sum(r.request.gpus for r in running)
@@ -187,7 +192,7 @@ def _one_type(running: list[JobView], pending: list[JobView], now: float,
             else:
                 fixed += g
     ranked = sorted((entry(key, j) for j in [*candidates, *pending]), key=_KEY)  # stable
-    return _walk(ranked, total - held, total - fixed, only, may_preempt)
+    return _walk(ranked, total - held, total - fixed, admits, may_preempt)
 
 
 # a job as the walk sees it: (key, GPUs, GPU type, running, id, job), ranked by its key alone
@@ -201,14 +206,15 @@ def entry(key: Callable[[JobView], Any], job: JobView) -> Entry:
     return (key(job), request.gpus, request.gpu_type, job.run_start_s is not None, job.id, job)
 
 
-def _walk(ranked: list[Entry], free: float, budget: float, only: str,
+def _walk(ranked: list[Entry], free: float, budget: float,
+          admits: Callable[[str | None], Any],
           may_preempt: Callable[[JobView, JobView], bool] | None) -> list[int]:
     """The ideal set over ``ranked`` (best first), then the victims of its pending jobs."""
     keep: set[int] = set()
     chosen: list[Entry] = []
     for e in ranked:
         need = e[1]
-        if e[2] not in (None, only) or budget + _EPS < need:
+        if (e[2] is not None and not admits(e[2])[0]) or budget + _EPS < need:
             continue
         budget -= need
         if e[3]:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from simcluster.errors import unknown_name
 from simcluster.hardware import GPUS
 from simcluster.policies.placement import (
     PLACEMENT_POLICIES,
@@ -46,7 +47,7 @@ from simcluster.policies.placement import (
     _take,
     host_capacity,
 )
-from simcluster.policies.view import ClusterView
+from simcluster.policies.view import ClusterView, TypeMasks
 from simcluster.scenario import check_gpu_count
 from simcluster.workload.jobs import Request
 
@@ -117,8 +118,10 @@ def _target_mix(target: Sequence[Mapping[str, Any]]) -> list[tuple[Request, floa
                                          for k in ("cpus_per_gpu", "memory_per_gpu")):
             raise TypeError(f"target weight must be > 0 and cpus_per_gpu, memory_per_gpu >= 0, "
                             f"got {dict(item)!r}")
-        if item.get("gpu_type") is not None:
-            GPUS.get(item["gpu_type"], "target gpu_type")  # a clear error for an unknown type
+        if item.get("gpu_type") is not None and not isinstance(item["gpu_type"], str):
+            # a catalog type, a pool label or "|" alternatives (TypeMasks): a name no GPU has
+            # only makes that task never fit
+            raise TypeError(f"target gpu_type must be a string, got {dict(item)!r}")
         mix[Request(**{k: v for k, v in item.items() if k != "weight"})] += item["weight"]
     total = sum(mix.values())
     if not total:
@@ -152,23 +155,25 @@ class _Hosts:
         return _Hosts(*(getattr(self, f.name)[rows] for f in fields(self)))
 
 
-def _task_arrays(tasks: Sequence[Request], type_ids: dict[str, int],
+def _task_arrays(tasks: Sequence[Request], masks: TypeMasks,
                  hosts: _Hosts) -> tuple[np.ndarray, ...]:
-    """Per task (columns): share needed on each GPU, GPUs needed, type id (-1: any, -3: a type
-    the cluster lacks), and CPUs / memory needed on each host (rows x tasks)."""
+    """Per task (columns): share needed on each GPU, GPUs needed, the GPU classes it admits
+    (tasks x classes, :meth:`TypeMasks.matching`), and CPUs / memory needed on each host (rows
+    x tasks)."""
     share = np.array([r.gpus if r.fractional else 1.0 for r in tasks])
     count = np.array([1 if r.fractional else r.whole for r in tasks])
-    tid = np.array([-1 if r.gpu_type is None else type_ids.get(r.gpu_type, -3) for r in tasks])
+    admits = np.array([masks.matching(r.gpu_type) for r in tasks], dtype=bool).reshape(
+        len(tasks), len(masks.classes))
     cpg = np.array([np.nan if r.cpus_per_gpu is None else r.cpus_per_gpu for r in tasks])
     mpg = np.array([np.nan if r.memory_per_gpu is None else r.memory_per_gpu for r in tasks])
     gpus = share * count
     cpus = gpus * np.where(np.isnan(cpg), hosts.cpg[:, None], cpg)
     mem = gpus * np.where(np.isnan(mpg), hosts.mpg[:, None], mpg)
-    return share, count, tid, cpus, mem
+    return share, count, admits, cpus, mem
 
 
 def _fragmentation(hosts: _Hosts, tasks: Sequence[Request],
-                  type_ids: dict[str, int]) -> np.ndarray:
+                  masks: TypeMasks) -> np.ndarray:
     """Fragment of each host (rows) for each task (columns), in GPUs (Weng et al., ATC'23, §3.2).
 
     A host's unallocated GPU share is all fragment for a task it cannot run (not enough GPUs
@@ -177,9 +182,10 @@ def _fragmentation(hosts: _Hosts, tasks: Sequence[Request],
     (a partial GPU is a fragment for a whole-GPU task). CPU-only tasks are not in the mix: they
     would count every free GPU on every host, the same for all placements.
     """
-    share, count, tid, cpus, mem = _task_arrays(tasks, type_ids, hosts)
+    share, count, admits, cpus, mem = _task_arrays(tasks, masks, hosts)
     free = hosts.free[:, None, :]
-    typed = (tid[None, :, None] == -1) | (hosts.type_id[:, None, :] == tid[None, :, None])
+    real = hosts.type_id >= 0  # slot -2: no GPU there (hosts with fewer GPUs)
+    typed = (admits[:, np.where(real, hosts.type_id, 0)] & real).transpose(1, 0, 2)
     ok = typed & (free >= share[None, :, None] - _EPS)
     usable = (free * ok).sum(axis=2)
     fits = ((ok.sum(axis=2) >= count[None, :])
@@ -199,11 +205,11 @@ def host_fragmentation(free: np.ndarray, types: tuple[str, ...], cpus_free: floa
         cpus_per_gpu, memory_per_gpu: its proportional cores and memory per GPU.
         mix: (request, probability) pairs.
     """
-    names = {t: i for i, t in enumerate(dict.fromkeys(types))}
+    masks = TypeMasks(tuple(types))
     one = np.ones(1)
-    host = _Hosts(np.asarray(free, float)[None, :], np.array([[names[t] for t in types]]),
+    host = _Hosts(np.asarray(free, float)[None, :], masks.class_of[None, :].copy(),
                   one * cpus_free, one * memory_free, one * cpus_per_gpu, one * memory_per_gpu)
-    frag = _fragmentation(host, [r for r, _ in mix], names)[0]
+    frag = _fragmentation(host, [r for r, _ in mix], masks)[0]
     return float(frag @ np.array([p for _, p in mix]))
 
 
@@ -218,9 +224,9 @@ class _FragTable:
         counts = np.bincount(view.gpu_host, minlength=n_hosts)
         self.per_host = counts
         self.slot = np.arange(len(view.gpu_host)) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.type_ids = {t: i for i, t in enumerate(dict.fromkeys(view.gpu_types))}
+        self.masks = TypeMasks(view.gpu_types, view.gpu_labels)
         type_id = np.full((n_hosts, max(int(counts.max(initial=0)), 1)), -2)
-        type_id[view.gpu_host, self.slot] = [self.type_ids[t] for t in view.gpu_types]
+        type_id[view.gpu_host, self.slot] = self.masks.class_of  # GPU class of each slot
         self._type_id = type_id
         self.hosts: _Hosts | None = None
         self.columns: dict[Request, int] = {}
@@ -242,7 +248,7 @@ class _FragTable:
         self.hosts = hosts
         if len(changed) and self.columns:
             self.table[changed] = _fragmentation(hosts.take(changed), list(self.columns),
-                                                self.type_ids)
+                                                self.masks)
         return hosts
 
     def weights(self, mix: list[tuple[Request, float]]) -> np.ndarray:
@@ -251,7 +257,7 @@ class _FragTable:
         if new:
             assert self.hosts is not None
             self.columns.update({r: len(self.columns) + i for i, r in enumerate(new)})
-            self.table = np.hstack([self.table, _fragmentation(self.hosts, new, self.type_ids)])
+            self.table = np.hstack([self.table, _fragmentation(self.hosts, new, self.masks)])
         p = np.zeros(len(self.columns))
         for r, w in mix:
             p[self.columns[r]] = w
@@ -283,6 +289,7 @@ class Fgd:
     def place(self, request: Request, view: ClusterView) -> tuple[int, ...] | None:
         if self._table is None or self._table.gpu_host is not view.gpu_host:
             self._table = _FragTable(view)
+            _check_target_types(self._target or [], self._table.masks)
         table = self._table
         if not request.fractional and request.whole > table.per_host.max(initial=0):
             return self._pack.place(request, view)
@@ -297,6 +304,17 @@ class Fgd:
             return (int(options[best]),)
         h = int(options[best])
         return _take(request, view, [h], {h: request.whole})
+
+
+def _check_target_types(mix: list[tuple[Request, float]], masks: TypeMasks) -> None:
+    """Every GPU type or label a target task names is a catalog type or a label of the
+    cluster (a catalog type the cluster lacks only makes the task never fit)."""
+    labels = {label for _, label in masks.classes if label is not None}
+    for request, _ in mix:
+        for name in (request.gpu_type or "").split("|"):
+            if name and name not in labels and name not in GPUS:
+                raise unknown_name("GPU type or pool label", name,
+                                   [*GPUS.names(), *sorted(labels)], "target gpu_type")
 
 
 def _options(request: Request, view: ClusterView, hosts: _Hosts,
@@ -314,7 +332,7 @@ def _options(request: Request, view: ClusterView, hosts: _Hosts,
         options = np.flatnonzero(host_capacity(request, view) >= request.whole)
         host_of = options
         after = hosts.take(host_of)
-        idle = (after.free >= 1.0 - _EPS) & _typed(after.type_id, request, table.type_ids)
+        idle = (after.free >= 1.0 - _EPS) & _typed(after.type_id, request, table.masks)
         after.free[idle & (np.cumsum(idle, axis=1) <= request.whole)] -= 1.0
     gpus = request.gpus if request.fractional else float(request.whole)
     after.cpus[:] -= gpus * cpus[host_of]
@@ -330,11 +348,11 @@ def _growth(table: _FragTable, mix: list[tuple[Request, float]], host_of: np.nda
     tasks = list(table.columns)
     before = table.table[host_of][:, active] @ p[active]
     return _distinct_fragmentation(after, [tasks[k] for k in active],
-                                   table.type_ids) @ p[active] - before
+                                   table.masks) @ p[active] - before
 
 
 def _distinct_fragmentation(after: _Hosts, tasks: list[Request],
-                            type_ids: dict[str, int]) -> np.ndarray:
+                            masks: TypeMasks) -> np.ndarray:
     """:func:`_fragmentation` of each row, computed once per distinct host state (idle hosts
     of one kind, and hosts that differ only in GPU order, share one computation)."""
     order = np.argsort(after.free, axis=1, kind="stable")
@@ -343,11 +361,10 @@ def _distinct_fragmentation(after: _Hosts, tasks: list[Request],
     key = np.hstack([free, tid, np.column_stack([after.cpus, after.mem, after.cpg, after.mpg])])
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     distinct = after.take(first)
-    return _fragmentation(distinct, tasks, type_ids)[inverse.reshape(-1)]
+    return _fragmentation(distinct, tasks, masks)[inverse.reshape(-1)]
 
 
-def _typed(type_id: np.ndarray, request: Request, type_ids: dict[str, int]) -> np.ndarray:
-    """Slots of the request's GPU type (all real slots if it names none)."""
-    if request.gpu_type is None:
-        return type_id >= 0
-    return type_id == type_ids.get(request.gpu_type, -3)
+def _typed(type_id: np.ndarray, request: Request, masks: TypeMasks) -> np.ndarray:
+    """Slots of a GPU the request's ``gpu_type`` admits (all real slots if it names none)."""
+    real = type_id >= 0
+    return masks.matching(request.gpu_type)[np.where(real, type_id, 0)] & real

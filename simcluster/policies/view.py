@@ -96,20 +96,50 @@ class StaticJob:
 
 
 class TypeMasks:
-    """Cached read-only masks of the GPUs of each type, for implementations of ClusterView.
+    """Which GPUs a request's ``gpu_type`` admits: the one place GPU types are matched.
 
-    >>> TypeMasks(("A", "B", "A"))("A").tolist()
-    [True, False, True]
+    A ``gpu_type`` is None (any GPU), a GPU catalog name, a pool label (a node list's GPU model,
+    e.g. openb's ``T4``), or alternatives of those joined by "|" (openb's
+    ``"V100M16|V100M32"``); a GPU matches when its catalog type or its label is one of them.
+    GPUs with the same (type, label) form one class (:attr:`class_of`); matches are cached per
+    ``gpu_type`` string, per class and as read-only masks over the GPUs.
+
+    >>> masks = TypeMasks(("A", "B", "A"), ("x", None, "y"))
+    >>> masks("A").tolist(), masks("B|y").tolist(), masks("x|z").tolist(), bool(masks("z").any())
+    ([True, False, True], [False, True, True], [True, False, False], False)
+    >>> masks.class_of.tolist(), masks.matching("y").tolist()
+    ([0, 1, 2], [False, False, True])
     """
 
-    def __init__(self, types: tuple[str, ...]) -> None:
-        self._types = types
+    def __init__(self, types: tuple[str, ...],
+                 labels: tuple[str | None, ...] | None = None) -> None:
+        labels = (None,) * len(types) if labels is None else tuple(labels)
+        if len(labels) != len(types):
+            raise ValueError(f"{len(labels)} labels for {len(types)} GPUs")
+        pairs = list(zip(types, labels, strict=True))
+        #: the distinct (catalog type, label) pairs, in order of first GPU
+        self.classes: tuple[tuple[str, str | None], ...] = tuple(dict.fromkeys(pairs))
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.class_of = np.array([index[c] for c in pairs], dtype=np.int64)
+        self.class_of.setflags(write=False)
+        self._matching: dict[str | None, np.ndarray] = {}
         self._masks: dict[str | None, np.ndarray] = {}
+
+    def matching(self, gpu_type: str | None) -> np.ndarray:
+        """Read-only boolean array over :attr:`classes`: the classes ``gpu_type`` admits."""
+        found = self._matching.get(gpu_type)
+        if found is None:
+            wanted = None if gpu_type is None else set(gpu_type.split("|"))
+            found = np.array([wanted is None or t in wanted or label in wanted
+                              for t, label in self.classes], dtype=bool)
+            found.setflags(write=False)
+            self._matching[gpu_type] = found
+        return found
 
     def __call__(self, gpu_type: str | None) -> np.ndarray:
         mask = self._masks.get(gpu_type)
         if mask is None:
-            mask = np.array([gpu_type in (None, t) for t in self._types], dtype=bool)
+            mask = self.matching(gpu_type)[self.class_of]
             mask.setflags(write=False)
             self._masks[gpu_type] = mask
         return mask
@@ -124,6 +154,7 @@ class ClusterView(Protocol):
         gpu_host: host index of each GPU (GPUs are numbered host-major).
         host_rack: rack index of each host.
         gpu_types: GPU catalog name of each GPU.
+        gpu_labels: label of each GPU's pool (a node list's GPU model), None where unlabelled.
         gpu_free: free fraction of each GPU (1.0 = idle, 0.0 = fully allocated).
         host_cpus_free, host_memory_free: free CPU cores and host memory bytes per host.
         host_cpus_per_gpu, host_memory_per_gpu: each host's proportional share per GPU.
@@ -140,6 +171,8 @@ class ClusterView(Protocol):
     @property
     def gpu_types(self) -> tuple[str, ...]: ...
     @property
+    def gpu_labels(self) -> tuple[str | None, ...]: ...
+    @property
     def gpu_free(self) -> np.ndarray: ...
     @property
     def host_cpus_free(self) -> np.ndarray: ...
@@ -154,7 +187,8 @@ class ClusterView(Protocol):
     @property
     def jobs_pending(self) -> Sequence[JobView]: ...
     def gpu_type_mask(self, gpu_type: str | None) -> np.ndarray:
-        """Read-only boolean mask of the GPUs of ``gpu_type`` (all GPUs for None)."""
+        """Read-only boolean mask of the GPUs ``gpu_type`` admits (all GPUs for None; see
+        :class:`TypeMasks` for labels and "|" alternatives)."""
         ...
     def collective_bandwidth(self, gpus: Sequence[int]) -> float:
         """Bottleneck bandwidth (bytes/s) of a ring collective over ``gpus`` (inf for one GPU),
@@ -175,6 +209,7 @@ class StaticView:
         gpu_free: free fraction per GPU (default all free).
         gpu_type: one GPU type for all GPUs.
         gpu_types: GPU type of each host (overrides ``gpu_type``; mixed clusters).
+        gpu_labels: pool label of each host (default none).
         cpus_per_host, memory_per_host: host resources.
         now: current time (s).
         running, pending: the jobs (:class:`StaticJob`).
@@ -195,7 +230,8 @@ class StaticView:
                  pending: Sequence[JobView] = (), gpu_types: Sequence[str] | None = None,
                  cpus_free: Sequence[float] | None = None,
                  bandwidth: tuple[float, float, float] = (450e9, 50e9, 25e9),
-                 speeds: dict[tuple[str, str], float] | None = None) -> None:
+                 speeds: dict[tuple[str, str], float] | None = None,
+                 gpu_labels: Sequence[str | None] | None = None) -> None:
         counts = np.asarray(gpus_per_host, dtype=int)
         self._gpu_host = np.repeat(np.arange(len(counts)), counts)
         self._host_rack = np.arange(len(counts)) // hosts_per_rack
@@ -205,6 +241,8 @@ class StaticView:
             self._types = (gpu_type,) * total
         else:
             self._types = tuple(gpu_types[h] for h in self._gpu_host)
+        self._labels = (None,) * total if gpu_labels is None else tuple(
+            gpu_labels[h] for h in self._gpu_host)
         self._cpus = (np.full(len(counts), float(cpus_per_host)) if cpus_free is None
                       else np.asarray(cpus_free, float))
         self._mem = np.full(len(counts), float(memory_per_host))
@@ -214,7 +252,7 @@ class StaticView:
         self._running, self._pending = tuple(running), tuple(pending)
         self._bandwidth = bandwidth
         self._speeds = dict(speeds or {})
-        self.gpu_type_mask = TypeMasks(self._types)
+        self.gpu_type_mask = TypeMasks(self._types, self._labels)
         for arr in (self._gpu_host, self._host_rack, self._gpu_free, self._cpus, self._mem,
                     self._cpg, self._mpg):
             arr.setflags(write=False)
@@ -223,6 +261,7 @@ class StaticView:
     gpu_host = property(lambda self: self._gpu_host)
     host_rack = property(lambda self: self._host_rack)
     gpu_types = property(lambda self: self._types)
+    gpu_labels = property(lambda self: self._labels)
     gpu_free = property(lambda self: self._gpu_free)
     host_cpus_free = property(lambda self: self._cpus)
     host_memory_free = property(lambda self: self._mem)

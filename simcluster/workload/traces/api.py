@@ -122,7 +122,7 @@ def read_trace(format: str, path: str | Path, *, on_bad_row: str = "error",
                transforms: TraceTransforms | Mapping[str, Any] | None = None,
                seed: int = 0, streams: Streams | None = None, model: str = DEFAULT_MODEL,
                gpu_types: Mapping[str, str] | None = None,
-               host_resources: bool = False) -> Iterator[JobSpec]:
+               host_resources: bool = False, gpu_labels: bool = False) -> Iterator[JobSpec]:
     """The jobs of a trace file as :class:`JobSpec`, lazily and in submission order.
 
     Time 0 is the trace's first submission (after a ``window``: the window's start). A job's
@@ -142,6 +142,8 @@ def read_trace(format: str, path: str | Path, *, on_bad_row: str = "error",
         gpu_types: trace GPU type -> catalog GPU name; the first allowed type that maps
             becomes the job's constraint (openb's ``"V100M16|V100M32"``), else none.
         host_resources: ask for the trace's CPU cores and host memory too.
+        gpu_labels: keep the trace's GPU type, alternatives and all, as the constraint: each
+            name mapped by ``gpu_types`` where it maps, else kept (a pool label).
 
     Raises:
         UserError: unknown format or model, missing file, malformed row (``on_bad_row="error"``).
@@ -154,19 +156,35 @@ def read_trace(format: str, path: str | Path, *, on_bad_row: str = "error",
     report = report if report is not None else TraceReport()
     rows = trace_rows(format, path, on_bad_row=on_bad_row, mapping=mapping,
                       transforms=transforms, seed=seed, streams=streams, report=report)
-    return _jobs(rows, report, first_id, model, dict(gpu_types or {}), host_resources)
+    return _jobs(rows, report, first_id, model, dict(gpu_types or {}), host_resources,
+                 gpu_labels)
+
+
+def _constraint(gpu_type: str | None, types: dict[str, str], labels: bool) -> str | None:
+    """A trace row's GPU-type constraint (see :func:`read_trace`'s ``gpu_types``, ``gpu_labels``).
+
+    >>> _constraint("T4|V100", {"V100": "A100-40GB"}, False), _constraint("T4|V100", {}, False)
+    ('A100-40GB', None)
+    >>> _constraint("T4|V100", {"V100": "A100-40GB"}, True)
+    'T4|A100-40GB'
+    """
+    if not gpu_type:
+        return None
+    names = gpu_type.split("|")
+    if labels:
+        return "|".join(dict.fromkeys(types.get(g, g) for g in names))
+    return next((types[g] for g in names if g in types), None)
 
 
 def _jobs(rows: Iterator[TraceRow], report: TraceReport, first_id: int, model: str,
-          types: dict[str, str], host_resources: bool) -> Iterator[JobSpec]:
+          types: dict[str, str], host_resources: bool,
+          gpu_labels: bool = False) -> Iterator[JobSpec]:
     job_id = first_id
     for row in rows:
         name = row.model if row.model in MODELS else model
         if row.model is not None and row.model not in MODELS:
             report.notes[f"model {row.model!r} not in the catalog: ran as {model!r}"] += 1
-        gpu_type = None
-        if row.gpu_type:
-            gpu_type = next((types[g] for g in row.gpu_type.split("|") if g in types), None)
+        gpu_type = _constraint(row.gpu_type, types, gpu_labels)
         cpus = mem = None
         if host_resources and row.gpus > 0:
             cpus = None if row.cpus is None else row.cpus / row.gpus
@@ -234,4 +252,4 @@ def trace_jobs(config: TraceConfig, streams: Streams, first_id: int = 0,
                       on_bad_row=config.on_bad_row, mapping=config.mapping or None,
                       first_id=first_id, report=report, transforms=config.transforms,
                       streams=streams, model=config.model, gpu_types=config.gpu_types,
-                      host_resources=config.host_resources)
+                      host_resources=config.host_resources, gpu_labels=config.gpu_labels)

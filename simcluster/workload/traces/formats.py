@@ -84,12 +84,13 @@ _add(TraceFormat("philly_pollux", "jobs", lambda r: seconds(r, "timestamp"), _po
 
 # Alibaba GPU-sharing trace 2023 (alibaba/clusterdata cluster-trace-gpu-v2023, openb_pod_list_*):
 # name, cpu_milli, memory_mib, num_gpu, gpu_milli (share of one GPU when num_gpu == 1), gpu_spec
-# (allowed GPU types, "|"-separated), qos, pod_phase, creation_time, deletion_time,
-# scheduled_time (s). cpu_milli and memory_mib become the row's cpus and memory_bytes (the whole
-# pod's); with host_resources the loader asks for them per GPU of the pod's share (a 0.46-GPU pod
-# of 6 cores asks 6 / 0.46 cores per GPU, so its share holds 6). CPU-only pods (num_gpu 0) are
-# left out and counted ("CPU-only pod" in the report): Weng et al. place them on CPUs too, but a
-# request here always holds some GPU share, and the GPU node list has no CPU-only nodes.
+# (allowed GPU models, "|"-separated: kept as the row's gpu_type; with [workload.trace] gpu_labels
+# it binds against the labels of a nodes_from cluster's pools), qos, pod_phase, creation_time,
+# deletion_time, scheduled_time (s). cpu_milli and memory_mib become the row's cpus and memory_bytes
+# (the whole pod's); with host_resources the loader asks for them per GPU of the pod's share (a
+# 0.46-GPU pod of 6 cores asks 6 / 0.46 cores per GPU, so its share holds 6). CPU-only pods (num_gpu
+# 0) are left out and counted ("CPU-only pod" in the report): Weng et al. place them on CPUs too,
+# but a request here always holds some GPU share, and the GPU node list has no CPU-only nodes.
 def _openb(row: Mapping[str, str], line: int) -> TraceRow:
     num_gpu = _gpu_count(number(row, "num_gpu"), "num_gpu")
     milli = number(row, "gpu_milli", default=1000.0)
