@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import tomllib
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -419,9 +420,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides, args.allow_import)
     topology = build_topology(scenario.cluster)
-    pools = scenario.cluster.node_pools()
-    gpus = " + ".join(f"{sum(1 for g in range(len(topology.gpus)) if topology.gpu_type(g) == t)} "
-                      f"{t}" for t in dict.fromkeys(p.gpu for p in pools))
+    # GPUs per catalog type, and per pool label where pools have one (e.g. openb's T4, P100)
+    kinds = Counter(zip((topology.gpu_type(g) for g in range(len(topology.gpus))),
+                        topology.gpu_labels, strict=True))
+    gpus = " + ".join(f"{n} {t}" + (f" ({label})" if label else "")
+                      for (t, label), n in kinds.items())
     print(f"{args.scenario}: ok ({len(topology.hosts)} nodes, {gpus} GPUs, "
           f"{scenario.policy.queue} + {scenario.policy.placement})")
     return 0

@@ -168,4 +168,8 @@ def test_bad_gpu_type_is_a_clear_check_error(tmp_path, capsys):
     assert "unknown GPU type or pool label 'V100M61'" in err and "(T4, V100M16)" in err
     assert "did you mean 'V100M16'?" in err
     path.write_text(pools + job.format("T4|B200"))
+    capsys.readouterr()
     assert main(["check", str(path)]) == 0
+    # the summary counts GPUs per catalog type and pool label
+    out = capsys.readouterr().out
+    assert all(f"({label})" in out for label in ("T4", "V100M16")), out
