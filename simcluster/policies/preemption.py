@@ -27,9 +27,20 @@ import numpy as np
 
 from simcluster.policies.view import ClusterView, JobView, TypeMasks
 
-__all__ = ["Entry", "entry", "ideal_set_victims", "lease_expiry", "preemptible"]
+__all__ = ["ENTRY_KEY", "Entry", "entry", "ideal_set_victims", "lease_expiry", "preemptible"]
 
 _EPS = 1e-9
+
+
+# a job as the walk sees it: (key, GPUs, GPU type, running, id, job), ranked by its key alone
+Entry = tuple[Any, float, str | None, bool, int, JobView]
+ENTRY_KEY = operator.itemgetter(0)  # what the walk ranks entries by: their key alone
+
+
+def entry(key: Callable[[JobView], Any], job: JobView) -> Entry:
+    """``job``'s :data:`Entry` under ``key``."""
+    request = job.request
+    return (key(job), request.gpus, request.gpu_type, job.run_start_s is not None, job.id, job)
 
 
 def preemptible(job: JobView, now: float, min_run_s: float) -> bool:
@@ -94,13 +105,18 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
     pending = list(view.jobs_pending)
     if not pending or _all_fit(view, pending):
         return []
-    types, labels = view.gpu_types, view.gpu_labels
-    if len(set(types)) == 1 and len(set(labels)) == 1:  # one GPU class: the same walk on
-        # plain numbers (the common case; the class's masks stand for every GPU)
+    masks = _masks(view)
+    if len(masks.classes) == 1:  # one GPU class: the same walk on plain numbers (common)
         running = list(view.jobs_running) if ranked_running is None or min_run_s > 0 else []
-        return _one_type(running, pending, view.now, key, min_run_s, may_preempt,
-                         TypeMasks(types[:1], labels[:1]), float(len(types)), ranked_running)
-    return _any_types(view, pending, key, min_run_s, may_preempt, TypeMasks(types, labels))
+        return _one_type(running, pending, view.now, key, min_run_s, may_preempt, masks,
+                         float(len(masks.class_of)), ranked_running)
+    return _any_types(view, pending, key, min_run_s, may_preempt, masks)
+
+
+def _masks(view: ClusterView) -> TypeMasks:
+    """The view's GPU classes: its own cached :class:`TypeMasks` where it has one."""
+    own = view.gpu_type_mask
+    return own if isinstance(own, TypeMasks) else TypeMasks(view.gpu_types, view.gpu_labels)
 
 
 def _all_fit(view: ClusterView, pending: list[JobView]) -> bool:
@@ -111,8 +127,7 @@ def _all_fit(view: ClusterView, pending: list[JobView]) -> bool:
     its GPUs), so the test is safe; with GPU-type requests it is only applied when there is
     one GPU class (one catalog type and one label)."""
     requests = [p.request for p in pending]
-    if any(r.gpu_type is not None for r in requests) and (
-            len(set(view.gpu_types)) > 1 or len(set(view.gpu_labels)) > 1):
+    if any(r.gpu_type is not None for r in requests) and len(_masks(view).classes) > 1:
         return False
     return sum(r.gpus for r in requests) <= float(view.gpu_free.sum()) + _EPS
 
@@ -176,8 +191,8 @@ def _one_type(running: list[JobView], pending: list[JobView], now: float,
     if ranked_running is not None and min_run_s <= 0:  # the policy keeps them ranked
         held = sum(e[1] for e in ranked_running)
         ranked = list(ranked_running)
-        for e in sorted((entry(key, j) for j in pending), key=_KEY):
-            bisect.insort(ranked, e, key=_KEY)  # after equal keys: as the stable sort below
+        for e in sorted((entry(key, j) for j in pending), key=ENTRY_KEY):
+            bisect.insort(ranked, e, key=ENTRY_KEY)  # after equal keys: as the stable sort below
         return _walk(ranked, total - held, total, admits, may_preempt)
     if min_run_s <= 0:  # every running job may be stopped
         candidates = running
@@ -191,19 +206,8 @@ def _one_type(running: list[JobView], pending: list[JobView], now: float,
                 candidates.append(r)
             else:
                 fixed += g
-    ranked = sorted((entry(key, j) for j in [*candidates, *pending]), key=_KEY)  # stable
+    ranked = sorted((entry(key, j) for j in [*candidates, *pending]), key=ENTRY_KEY)  # stable
     return _walk(ranked, total - held, total - fixed, admits, may_preempt)
-
-
-# a job as the walk sees it: (key, GPUs, GPU type, running, id, job), ranked by its key alone
-Entry = tuple[Any, float, str | None, bool, int, JobView]
-_KEY = operator.itemgetter(0)
-
-
-def entry(key: Callable[[JobView], Any], job: JobView) -> Entry:
-    """``job``'s :data:`Entry` under ``key``."""
-    request = job.request
-    return (key(job), request.gpus, request.gpu_type, job.run_start_s is not None, job.id, job)
 
 
 def _walk(ranked: list[Entry], free: float, budget: float,

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import operator
 from collections.abc import Sequence
 
-from simcluster.policies.preemption import Entry, entry, ideal_set_victims, lease_expiry
+from simcluster.policies.preemption import (
+    ENTRY_KEY,
+    Entry,
+    entry,
+    ideal_set_victims,
+    lease_expiry,
+)
 from simcluster.policies.queue import QUEUE_POLICIES, QueuePolicy, _flag, _nonneg
 from simcluster.policies.view import ClusterView, JobView
 
 __all__ = ["Las"]
 
 _EPS = 1e-9
-_KEY = operator.itemgetter(0)
 _MARGIN = 1e-3  # s: crossings this close are checked with the exact test (rounding of times)
 
 
@@ -54,10 +58,8 @@ class _Levels:
         self.las = las
         # id -> [job, run start, queue, attained at the start, GPU-equivalents]
         self.jobs: dict[int, list] = {}
-        self.count = [0] * (len(las.thresholds) + 1)  # running jobs per queue
         self.heap: list[tuple[float, int, float]] = []  # (crossing time, id, run start)
-        self.keys: dict[JobView, tuple[int, float, int]] = {}  # each running job's LAS key
-        self.order: list[Entry] = []  # the running jobs ranked by key (for the ideal-set walk)
+        self.order: list[Entry] = []  # the running jobs ranked by LAS key (queue first)
 
     def start(self, job: JobView) -> None:
         self.stop(job)
@@ -67,23 +69,20 @@ class _Levels:
         rate = len(job.gpus) * (request.gpus if request.fractional else 1.0)
         level = self.las.queue(job)
         self.jobs[job.id] = [job, job.run_start_s, level, self.las.attained(job), rate]
-        self.count[level] += 1
         self._rank(job, level)
         self._push(job.id)
 
     def stop(self, job: JobView) -> None:
         entry = self.jobs.pop(job.id, None)
         if entry is not None:
-            self.count[entry[2]] -= 1
-            self._unrank(entry[0])
+            self._unrank(entry[0], entry[2])
 
     def _rank(self, job: JobView, level: int) -> None:
-        key = self.keys[job] = (level, job.submit_s, job.id)
-        bisect.insort(self.order, entry(lambda _j: key, job), key=_KEY)
+        key = (level, job.submit_s, job.id)
+        bisect.insort(self.order, entry(lambda _j: key, job), key=ENTRY_KEY)
 
-    def _unrank(self, job: JobView) -> None:
-        key = self.keys.pop(job)
-        i = bisect.bisect_left(self.order, key, key=_KEY)
+    def _unrank(self, job: JobView, level: int) -> None:
+        i = bisect.bisect_left(self.order, (level, job.submit_s, job.id), key=ENTRY_KEY)
         assert self.order[i][5] is job, "LAS ranking out of step with the running jobs"
         del self.order[i]
 
@@ -102,10 +101,8 @@ class _Levels:
             if entry is None or entry[1] != item[2]:
                 continue  # stopped (or restarted) since
             if self.las.queue(entry[0]) > entry[2]:
-                self.count[entry[2]] -= 1
+                self._unrank(entry[0], entry[2])
                 entry[2] += 1
-                self.count[entry[2]] += 1
-                self._unrank(entry[0])
                 self._rank(entry[0], entry[2])
                 self._push(item[1])
             else:
@@ -115,7 +112,7 @@ class _Levels:
 
     def worst(self) -> int:
         """The worst (highest) queue of a running job, -1 with none running."""
-        return next((q for q in range(len(self.count) - 1, -1, -1) if self.count[q]), -1)
+        return self.order[-1][0][0] if self.order else -1
 
     def next_crossing(self) -> float | None:
         """The earliest pending threshold crossing of a running job."""
@@ -190,11 +187,9 @@ class Las(QueuePolicy):
             due = self._starving_at(job)
             if due is not None and view.now >= due - _EPS:
                 self._offset[job.id] = job.attained_gpu_s
-        if self._levels is not None:  # a running job: its key as the engine's reports keep it
-            tracked = self._levels.keys.get(job)
-            if tracked is not None:
-                return tracked
-        return (self.queue(job), job.submit_s, job.id)
+        tracked = None if self._levels is None else self._levels.jobs.get(job.id)
+        # a running job's queue as the engine's reports keep it (equal to self.queue(job))
+        return (self.queue(job) if tracked is None else tracked[2], job.submit_s, job.id)
 
     def _tracked(self, view: ClusterView) -> _Levels | None:
         """The running jobs' queues as of now, if the engine reports starts and stops."""
