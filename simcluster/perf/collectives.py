@@ -62,7 +62,6 @@ __all__ = [
     "choose_algorithm",
     "collective_cost",
     "collective_time",
-    "protocol_fabric",
     "protocol_latency",
     "protocol_times",
     "step_latencies",
@@ -230,8 +229,8 @@ class Cost:
         time: seconds. algorithm, protocol: the pair chosen (protocol ``Simple`` for the
             direct, NVLS and hierarchical algorithms, which have no other).
         latency: the part of ``time`` that is latency (base + steps), s.
-        scale: the fraction of the fabric's bandwidths the protocol reaches (what its flows
-            may reach: :func:`protocol_fabric`).
+        scale: the fraction of the fabric's bandwidths the protocol reaches (the engine caps
+            each flow of the collective at that share of its uncontended rate).
     """
 
     time: float
@@ -265,7 +264,7 @@ _INTER_STEPS = {"all_reduce": lambda n: 2 * n, "reduce_scatter": lambda n: n - 1
                 "all_gather": lambda n: n - 1, "broadcast": lambda n: n - 1}
 
 
-def protocol_latency(op: str, algo: str, proto: str, f: Fabric, nbytes: float = 0.0) -> float:
+def protocol_latency(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> float:
     """Latency (s) of ``op`` of ``nbytes`` by ``algo`` with ``proto`` on ``f``: NCCL's base +
     step costs."""
     if algo == "nvls":
@@ -310,12 +309,6 @@ def _bandwidth_scale(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -
         table = _TREE_CORRECTION[proto]
         frac *= table[index] if index < len(table) else 1.0
     return frac
-
-
-def protocol_fabric(op: str, algo: str, proto: str, f: Fabric, nbytes: float) -> Fabric:
-    """``f`` with the bandwidths ``proto`` reaches under ``algo`` and no latency."""
-    k = _bandwidth_scale(op, algo, proto, f, nbytes)
-    return _no_latency(replace(f, nvlink_bw=f.nvlink_bw * k, nic_bw=f.nic_bw * k))
 
 
 def protocol_times(op: str, nbytes: float, f: Fabric, nvls: bool = False

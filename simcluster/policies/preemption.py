@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from simcluster.policies.view import ClusterView, JobView, TypeMasks
+from simcluster.policies.view import ClusterView, JobView, TypeMasks, type_masks
 
 __all__ = ["ENTRY_KEY", "Entry", "entry", "ideal_set_victims", "lease_expiry", "preemptible"]
 
@@ -105,18 +105,12 @@ def ideal_set_victims(view: ClusterView, key: Callable[[JobView], Any], min_run_
     pending = list(view.jobs_pending)
     if not pending or _all_fit(view, pending):
         return []
-    masks = _masks(view)
+    masks = type_masks(view)
     if len(masks.classes) == 1:  # one GPU class: the same walk on plain numbers (common)
         running = list(view.jobs_running) if ranked_running is None or min_run_s > 0 else []
         return _one_type(running, pending, view.now, key, min_run_s, may_preempt, masks,
                          float(len(masks.class_of)), ranked_running)
     return _any_types(view, pending, key, min_run_s, may_preempt, masks)
-
-
-def _masks(view: ClusterView) -> TypeMasks:
-    """The view's GPU classes: its own cached :class:`TypeMasks` where it has one."""
-    own = view.gpu_type_mask
-    return own if isinstance(own, TypeMasks) else TypeMasks(view.gpu_types, view.gpu_labels)
 
 
 def _all_fit(view: ClusterView, pending: list[JobView]) -> bool:
@@ -127,7 +121,7 @@ def _all_fit(view: ClusterView, pending: list[JobView]) -> bool:
     its GPUs), so the test is safe; with GPU-type requests it is only applied when there is
     one GPU class (one catalog type and one label)."""
     requests = [p.request for p in pending]
-    if any(r.gpu_type is not None for r in requests) and len(_masks(view).classes) > 1:
+    if any(r.gpu_type is not None for r in requests) and len(type_masks(view).classes) > 1:
         return False
     return sum(r.gpus for r in requests) <= float(view.gpu_free.sum()) + _EPS
 

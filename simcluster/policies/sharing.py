@@ -47,7 +47,7 @@ from simcluster.policies.placement import (
     _take,
     host_capacity,
 )
-from simcluster.policies.view import ClusterView, TypeMasks
+from simcluster.policies.view import ClusterView, TypeMasks, type_masks
 from simcluster.scenario import check_gpu_count
 from simcluster.workload.jobs import Request
 
@@ -224,7 +224,7 @@ class _FragTable:
         counts = np.bincount(view.gpu_host, minlength=n_hosts)
         self.per_host = counts
         self.slot = np.arange(len(view.gpu_host)) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.masks = TypeMasks(view.gpu_types, view.gpu_labels)
+        self.masks = type_masks(view)
         type_id = np.full((n_hosts, max(int(counts.max(initial=0)), 1)), -2)
         type_id[view.gpu_host, self.slot] = self.masks.class_of  # GPU class of each slot
         self._type_id = type_id

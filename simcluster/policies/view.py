@@ -14,7 +14,7 @@ import numpy as np
 
 from simcluster.workload.jobs import Request
 
-__all__ = ["ClusterView", "JobView", "StaticJob", "StaticView", "TypeMasks"]
+__all__ = ["ClusterView", "JobView", "StaticJob", "StaticView", "TypeMasks", "type_masks"]
 
 
 @runtime_checkable
@@ -143,6 +143,13 @@ class TypeMasks:
             mask.setflags(write=False)
             self._masks[gpu_type] = mask
         return mask
+
+
+def type_masks(view: ClusterView) -> TypeMasks:
+    """The view's GPU classes: its own cached :class:`TypeMasks` where it has one (every view
+    here does), else one built from its GPU types and labels."""
+    own = view.gpu_type_mask
+    return own if isinstance(own, TypeMasks) else TypeMasks(view.gpu_types, view.gpu_labels)
 
 
 @runtime_checkable
